@@ -1,0 +1,12 @@
+"""fastnai: compiled simulator of sodium-ion electrode interface physics.
+
+>>> import fastnai
+>>> sorted(fastnai.__all__)
+['ConvergenceError', 'CaseError', '__version__', 'load_case', 'run']
+"""
+
+from ._version import version as __version__
+from .api import load_case, run
+from .errors import CaseError, ConvergenceError
+
+__all__ = ["run", "load_case", "CaseError", "ConvergenceError", "__version__"]

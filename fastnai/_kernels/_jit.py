@@ -1,0 +1,8 @@
+"""Numba compilation flags: the only place they are set."""
+
+JIT = {"cache": True, "fastmath": False, "error_model": "numpy", "boundscheck": False, "nogil": True}
+JIT_PARALLEL = {**JIT, "parallel": True}  # only where the outer loop is prange
+
+# Arrays shorter than this are processed by the serial twin of a parallel kernel: below it the
+# thread start-up costs more than the loop.
+PARALLEL_MIN_SIZE = 20_000

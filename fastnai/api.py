@@ -1,0 +1,55 @@
+"""Public entry points: load a case, run it, write the result."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from .case import Case, load_case
+from .io import write_dataset
+from .models import model_module
+
+__all__ = ["load_case", "run"]
+
+
+def run(case: Case | str | Path | Mapping,
+        overrides: Mapping[str, Any] | Iterable[str] | None = None, *,
+        output: str | os.PathLike | None = None) -> xr.Dataset:
+    """Run a case and return its result Dataset (SI units, provenance in ``attrs``).
+
+    Parameters
+    ----------
+    case
+        A :class:`~fastnai.case.Case`, a TOML path, or a dict of the same structure.
+    overrides
+        ``{"section.key": value}`` or ``["section.key=value"]``, applied after the case.
+    output
+        If given, the Dataset is also written there as netCDF (atomically).
+
+    Examples
+    --------
+    >>> ds = run({"model": {"kind": "band_bending"},
+    ...           "semiconductor": {"material": "anatase-TiO2", "thickness": "50 nm"},
+    ...           "contact": {"material": "TiC"}, "mesh": {"n_nodes": 400}})
+    >>> round(float(ds.band_bending), 2)
+    1.01
+    """
+    if not isinstance(case, Case) or overrides is not None:
+        if isinstance(case, Case):
+            case = load_case(_case_dict(case), overrides)
+        else:
+            case = load_case(case, overrides)
+    ds = model_module(case.kind).run(case)
+    if output is not None:
+        write_dataset(ds, output)
+    return ds
+
+
+def _case_dict(case: Case) -> dict:
+    import tomllib
+
+    return tomllib.loads(case.to_toml())

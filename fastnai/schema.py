@@ -1,0 +1,123 @@
+"""Case-key declarations: type, unit, default, allowed range and source of every key."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+QUANTITY = "quantity"  # a number in `unit`, or a string with units of the same dimension
+NUMBER = "number"  # a dimensionless real number
+INTEGER = "integer"
+CHOICE = "choice"  # one of `choices`
+STRING = "string"
+BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One case key.
+
+    Parameters
+    ----------
+    name
+        Dotted name, ``section.key``.
+    kind
+        One of QUANTITY, NUMBER, INTEGER, CHOICE, STRING, BOOLEAN.
+    default
+        Default value in SI (in ``unit``); ``None`` means "not set" (see ``required``).
+    unit
+        The unit bare numbers are read in and the resolved value is stored in (SI, energies in
+        eV), as a pint-parsable string; ``None`` for dimensionless kinds.
+    minimum, maximum
+        Allowed range (in ``unit``); ``exclusive_minimum`` makes the lower bound strict.
+    choices
+        Allowed values of a CHOICE key.
+    required
+        A value must be present after defaults, material and case are layered.
+    material_property
+        Name of the material-database property that supplies the value when the section names
+        a material.
+    doc
+        One line: what the key means.
+    source
+        Where the default comes from (DOI, or "assumed", or "numerical").
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    unit: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[str, ...] = ()
+    required: bool = False
+    material_property: str | None = None
+    doc: str = ""
+    source: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def section(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def leaf(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    def describe_range(self) -> str:
+        """Human-readable allowed range, for messages and ``fastnai schema``."""
+        if self.kind == CHOICE:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == BOOLEAN:
+            return "true or false"
+        if self.kind == STRING:
+            return "a string"
+        lo = self.minimum
+        hi = self.maximum
+        unit = f" {self.unit}" if self.unit else ""
+        if lo is not None and hi is not None:
+            op = "<" if self.exclusive_minimum else "<="
+            return f"{_fmt(lo)} {op} value <= {_fmt(hi)}{unit}"
+        if lo is not None:
+            op = ">" if self.exclusive_minimum else ">="
+            return f"value {op} {_fmt(lo)}{unit}"
+        if hi is not None:
+            return f"value <= {_fmt(hi)}{unit}"
+        return "any finite value"
+
+    def in_range(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.minimum is not None:
+            if value < self.minimum or (self.exclusive_minimum and value == self.minimum):
+                return False
+        return self.maximum is None or value <= self.maximum
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def schema_table(keys: dict[str, Key]) -> str:
+    """Plain-text table of a model's keys: name, type and unit, default, range, source."""
+    rows = [("key", "type [unit]", "default", "allowed", "source / meaning")]
+    for key in keys.values():
+        kind = key.kind + (f" [{key.unit}]" if key.unit else "")
+        if key.default is None:
+            default = "required" if key.required else "(not set)"
+            if key.material_property:
+                default += " / from material"
+        elif isinstance(key.default, float):
+            default = _fmt(key.default)
+        else:
+            default = str(key.default)
+        meaning = key.doc + (f" ({key.source})" if key.source else "")
+        rows.append((key.name, kind, default, key.describe_range(), meaning))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for r in rows:
+        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    lines.insert(1, "-" * (sum(widths) + 8 + 20))
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Output variables: name -> dims, units, long_name; and the one builder of result Datasets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._version import version as _fastnai_version
+
+# Dimension placeholder "space" becomes x (planar) or r (sphere, dot).
+VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
+    "band_bending": {
+        "potential": (("space",), "V", "electrostatic potential (E_C = -q potential, E_F = 0)"),
+        "Ec": (("space",), "eV", "conduction-band edge relative to the Fermi level"),
+        "Ev": (("space",), "eV", "valence-band edge relative to the Fermi level"),
+        "Ef": (("space",), "eV", "Fermi level (the metal's, the energy reference)"),
+        "n": (("space",), "m-3", "conduction-band electron density"),
+        "p": (("space",), "m-3", "valence-band hole density"),
+        "ionized_donor_density": (("space",), "m-3", "ionised donor density"),
+        "trapped_electron_density": (("space",), "m-3", "density of electrons in traps"),
+        "charge_density": (("space",), "C m-3", "space-charge density"),
+        "electric_field": (("space",), "V m-1", "electric field along the coordinate"),
+        "depth": (("space",), "m", "distance from the contact"),
+        "interface_electron_density": ((), "m-3", "electron density at the contact"),
+        "interface_field": ((), "V m-1",
+                            "field at the contact, along the normal into the semiconductor "
+                            "(Gauss's law on the first cell)"),
+        "sheet_electron_density": ((), "m-2",
+                                   "excess electrons per contact area, integral of (n - n_bulk)"),
+        "band_bending": ((), "eV", "E_C(far boundary) - E_C(contact); positive for accumulation"),
+        "accumulation_width": ((), "m",
+                               "depth where the band bending falls to 1/e of its contact value"),
+        "barrier_height": ((), "eV", "E_C(contact) - E_F: the effective contact barrier"),
+        "ideal_barrier_height": ((), "eV", "work function - electron affinity (Schottky-Mott)"),
+        "bulk_Ec_minus_Ef": ((), "eV", "E_C - E_F of the neutral bulk"),
+        "semiconductor_charge": ((), "C m-2", "space charge per contact area"),
+        "interface_state_charge": ((), "C m-2", "charge of the interface states per area"),
+        "metal_sheet_charge": ((), "C m-2", "charge on the metal per contact area"),
+        "bulk_neutrality": ((), "1",
+                            "space charge at the far boundary over the fixed-charge scale; "
+                            "near 0 when the domain reaches a neutral bulk"),
+        "far_boundary_offset": ((), "V", "potential at the far boundary minus the neutral bulk's"),
+        "screening_length": ((), "m",
+                             "linear screening (Debye) length of the neutral bulk, "
+                             "sqrt(eps / |d rho / d psi|)"),
+        "effective_density_of_states_conduction": ((), "m-3", "N_C"),
+        "effective_density_of_states_valence": ((), "m-3", "N_V"),
+    },
+}
+
+COORDINATES = {
+    "x": ("m", "distance from the interface into the semiconductor"),
+    "r": ("m", "radial distance from the centre of the particle or dot"),
+}
+
+
+def make_dataset(kind: str, data: Mapping[str, Any], coords: Mapping[str, np.ndarray],
+                 attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Build a result Dataset from the variable table.
+
+    Parameters
+    ----------
+    kind
+        Model kind (selects the table).
+    data
+        Variable name -> array or scalar; every name must be in the table.
+    coords
+        Coordinate name ("x" or "r", ...) -> values.
+    attrs
+        Global attributes (the caller adds solver statistics and provenance).
+    """
+    table = VARIABLES[kind]
+    space = next((c for c in coords if c in ("x", "r")), None)
+    ds = xr.Dataset()
+    for name, values in coords.items():
+        units, long_name = COORDINATES[name]
+        ds.coords[name] = xr.Variable((name,), np.asarray(values, dtype=np.float64),
+                                      {"units": units, "long_name": long_name})
+    for name, values in data.items():
+        dims, units, long_name = table[name]
+        dims = tuple(space if d == "space" else d for d in dims)
+        ds[name] = xr.Variable(dims, np.asarray(values, dtype=np.float64),
+                               {"units": units, "long_name": long_name})
+    ds.attrs.update(attrs)
+    return ds
+
+
+def provenance(model: str, case_toml: str, references: list[str], wall_time_s: float,
+               stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The global attrs every result carries (SPEC section 2.2)."""
+    import numba
+
+    attrs: dict[str, Any] = {
+        "fastnai_version": _fastnai_version,
+        "model": model,
+        "case": case_toml,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "numba_threads": int(numba.get_num_threads()),
+        "wall_time_s": float(wall_time_s),
+        "references": ", ".join(f"doi:{d}" for d in references),
+        "Conventions": "CF-1.10",
+    }
+    for key, value in stats.items():
+        attrs[key] = int(value) if isinstance(value, (bool, np.bool_)) else value
+    return attrs
