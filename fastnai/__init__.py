@@ -2,7 +2,7 @@
 
 >>> import fastnai
 >>> sorted(fastnai.__all__)
-['ConvergenceError', 'CaseError', '__version__', 'load_case', 'run']
+['CaseError', 'ConvergenceError', '__version__', 'load_case', 'run']
 """
 
 from ._version import version as __version__

@@ -400,3 +400,59 @@ def run(case) -> xr.Dataset:
     start = time.perf_counter()
     sol = solve(case)
     return to_dataset(case, sol, time.perf_counter() - start)
+
+
+def first_integral_field(case, psi_contact: float, psi_far: float) -> float:
+    """Contact field from the first integral of Poisson's equation (planar, zero far field).
+
+    E_s^2 = (2/eps) integral_(psi_far)^(psi_contact) (-rho(psi)) dpsi, evaluated by adaptive
+    quadrature of the same space-charge law the solver uses; signed like ``interface_field``
+    (positive for accumulation). Exact for the continuous problem on any domain length, since
+    it uses the computed far-boundary potential.
+    """
+    from scipy.integrate import quad
+
+    params = charge_parameters(case)
+    eps = case["semiconductor.relative_permittivity"] * constants.epsilon_0
+    vt = params[poisson.P_VT]
+
+    def minus_rho(psi: float) -> float:
+        return -poisson.space_charge(psi, params)[0]
+
+    lo, hi = sorted((psi_far, psi_contact))
+    breaks = list(np.linspace(lo, hi, 2 + int((hi - lo) / (2 * vt)))[1:-1])
+    integral, _ = quad(minus_rho, psi_far, psi_contact, epsabs=0.0, epsrel=1e-13, limit=2000,
+                       points=breaks or None)
+    return math.copysign(math.sqrt(2.0 * abs(integral) / eps), psi_contact - psi_far)
+
+
+def pinning_factor(case, step: float = 0.02) -> dict:
+    """Cowley-Sze pinning factor S = dPhi_B/dphi_m by central differences of two solves.
+
+    Returns the measured S, the barrier height, and the model prediction
+    1/(1 + (delta/eps_i)(C_it + C_sc)) with C_sc = -dQ_sc/dpsi(0) and C_it = -dQ_it/dpsi(0)
+    (= q D_it while E_F is well inside the gap) from the same solves.
+    """
+    from ..case import load_case
+
+    base = case["contact.work_function"]
+    sols = [solve(load_case(_as_dict(case), {"contact.work_function": base + s}))
+            for s in (-step, step)]
+    q = [quantities(s) for s in sols]
+    barrier = [x["barrier_height"] for x in q]
+    s_measured = (barrier[1] - barrier[0]) / (2.0 * step)
+    psi0 = [s.psi[0] for s in sols]
+    c_sc = -(q[1]["semiconductor_charge"] - q[0]["semiconductor_charge"]) / (psi0[1] - psi0[0])
+    delta = case["contact.interfacial_layer_thickness"]
+    eps_i = case["contact.interfacial_layer_permittivity"] * constants.epsilon_0
+    q_it = [x["interface_state_charge"] for x in q]
+    c_it = -(q_it[1] - q_it[0]) / (psi0[1] - psi0[0])  # q D_it (f(E_V) - f(E_C)) at the solution
+    predicted = 1.0 / (1.0 + (delta / eps_i) * (c_it + c_sc)) if delta > 0 else 1.0
+    return {"S": s_measured, "S_predicted": predicted, "C_sc": c_sc,
+            "barrier_height": 0.5 * (barrier[0] + barrier[1])}
+
+
+def _as_dict(case) -> dict:
+    import tomllib
+
+    return tomllib.loads(case.to_toml())

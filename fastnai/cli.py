@@ -1,0 +1,145 @@
+"""Command line: parse arguments, call the API, map fastnai errors to exit statuses.
+
+Exit statuses: 0 success; 2 bad input (CaseError, bad usage); 3 no convergence; 1 other
+fastnai errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from .errors import CaseError, FastnaiError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastnai",
+        description="Compiled simulator of sodium-ion electrode interface physics.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a case file and write its netCDF result")
+    run.add_argument("case", help="case file (TOML)")
+    run.add_argument("-o", "--output", help="output netCDF file (default: CASE stem + .nc)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a case key, e.g. --set semiconductor.donor_density='1e19 cm^-3'")
+    run.add_argument("--threads", type=int, help="Numba threads (default: NUMBA_NUM_THREADS or all)")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+
+    val = sub.add_parser("validate",
+                         help="run the validation cases and print the paper-vs-fastnai table")
+    val.add_argument("--full", action="store_true", help="add the long cases")
+    val.add_argument("-o", "--output-dir", default="results/validation",
+                     help="folder for the result files and the table (default: %(default)s)")
+    val.add_argument("--threads", type=int, help="Numba threads")
+
+    plot = sub.add_parser("plot", help="plot a result file (band diagram for band_bending)")
+    plot.add_argument("result", help="netCDF result of `fastnai run`")
+    plot.add_argument("-o", "--output", help="figure file (default: RESULT stem + .png)")
+
+    sub.add_parser("materials", help="list the material database with sources")
+
+    sch = sub.add_parser("schema", help="list every key of a model: unit, default, range, source")
+    sch.add_argument("kind", help="model kind, e.g. band_bending")
+    return parser
+
+
+def _set_threads(n: int | None) -> None:
+    if n is None:
+        return
+    import numba
+
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise CaseError(f"--threads {n}: expected 1 <= threads <= {numba.config.NUMBA_NUM_THREADS} "
+                        "(NUMBA_NUM_THREADS)")
+    numba.set_num_threads(n)
+
+
+def _cmd_run(args) -> int:
+    from . import api
+    from .case import load_case
+
+    case = load_case(args.case, args.overrides)  # every input error surfaces here, before work
+    _set_threads(args.threads)
+    output = Path(args.output) if args.output else Path(Path(args.case).stem + ".nc")
+    ds = api.run(case, output=output)
+    if not args.quiet:
+        print(f"{case.kind}: wrote {output} ({ds.attrs['wall_time_s']:.3g} s)")
+        for name, var in ds.data_vars.items():
+            if var.ndim == 0:
+                print(f"  {name:40s} {float(var):12.5g} {var.attrs.get('units', '')}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .validation import run_validation
+
+    _set_threads(args.threads)
+    table = run_validation(full=args.full, output_dir=Path(args.output_dir))
+    print(table)
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .io import read_dataset
+    from .plot import plot_result
+
+    path = Path(args.result)
+    if not path.is_file():
+        raise CaseError(f"result file {str(path)!r} does not exist")
+    ds = read_dataset(path)
+    out = Path(args.output) if args.output else path.with_suffix(".png")
+    plot_result(ds, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_materials(args) -> int:
+    from .materials import materials_table
+
+    print(materials_table())
+    return 0
+
+
+def _cmd_schema(args) -> int:
+    from .models import MODEL_KINDS, model_module
+    from .schema import schema_table
+
+    if args.kind not in MODEL_KINDS:
+        raise CaseError(f"schema {args.kind!r}: expected one of {', '.join(MODEL_KINDS)}")
+    print(schema_table(model_module(args.kind).KEYS))
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot,
+             "materials": _cmd_materials, "schema": _cmd_schema}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fastnai`` script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from ._version import version
+
+        print(version)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except FastnaiError as exc:
+        kind = type(exc).__name__
+        text = str(exc)
+        first, _, rest = text.partition("\n")
+        print(textwrap.fill(f"fastnai: {kind}: {first}", width=100), file=sys.stderr)
+        if rest:
+            print(rest, file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("fastnai: interrupted", file=sys.stderr)
+        return 130

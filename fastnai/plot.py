@@ -1,0 +1,64 @@
+"""Figures of result Datasets (matplotlib is imported only here, and only when plotting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import FastnaiError
+
+
+def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write the standard figure of a result: the band diagram for ``band_bending``."""
+    model = ds.attrs.get("model")
+    if model == "band_bending":
+        return band_diagram(ds, path)
+    raise FastnaiError(f"no plot is defined for model {model!r}")
+
+
+def band_diagram(ds: xr.Dataset, path: str | Path) -> Path:
+    """Band diagram: E_C, E_V, E_F (top) and n (bottom) versus distance from the interface.
+
+    Distance in nm from the contact, linear below 0.1 nm and logarithmic above; density axis
+    logarithmic.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    depth_nm = ds["depth"].values * 1e9
+    order = np.argsort(depth_nm)
+    depth_nm = depth_nm[order]
+    fig, (ax_e, ax_n) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 2]})
+    ax_e.plot(depth_nm, ds["Ec"].values[order], label="$E_C$", color="tab:blue")
+    ax_e.plot(depth_nm, ds["Ev"].values[order], label="$E_V$", color="tab:red")
+    ax_e.plot(depth_nm, ds["Ef"].values[order], "--", label="$E_F$", color="k")
+    ax_e.set_ylabel("energy relative to $E_F$ (eV)")
+    ax_e.legend(loc="best", frameon=False)
+    geometry = ds.attrs.get("geometry", "planar")
+    ax_e.set_title(f"band_bending ({geometry}): band bending {float(ds.band_bending):.3f} eV, "
+                   f"$E_s$ = {float(ds.interface_field) * 1e-2:.3g} V/cm", fontsize=9)
+    ax_n.semilogy(depth_nm, ds["n"].values[order] * 1e-6, label="$n$", color="tab:blue")
+    p = ds["p"].values[order] * 1e-6
+    if np.any(p > 1e-10):
+        ax_n.semilogy(depth_nm, np.maximum(p, 1e-30), label="$p$", color="tab:red")
+    ax_n.set_ylabel("density (cm$^{-3}$)")
+    ax_n.set_xlabel("distance from the interface (nm)")
+    n = ds["n"].values * 1e-6
+    ax_n.set_ylim(max(n.min() * 0.3, n.max() * 1e-12), n.max() * 3)
+    ax_n.legend(loc="best", frameon=False)
+    for ax in (ax_e, ax_n):
+        # linear over the first 0.1 nm, logarithmic beyond: the layer and the bulk both show
+        ax.set_xscale("symlog", linthresh=0.1, linscale=0.5)
+        ax.set_xlim(0.0, depth_nm[-1])
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
