@@ -36,7 +36,7 @@ def run(case: Case | str | Path | Mapping,
     ...           "semiconductor": {"material": "anatase-TiO2", "thickness": "50 nm"},
     ...           "contact": {"material": "TiC"}, "mesh": {"n_nodes": 400}})
     >>> round(float(ds.band_bending), 2)
-    1.01
+    0.98
     """
     if not isinstance(case, Case) or overrides is not None:
         if isinstance(case, Case):

@@ -239,11 +239,14 @@ def _quantity(key: schema.Key, value: Any, where: str) -> float:
         dims = getattr(quantity, "dimensionality", "?")
         raise CaseError(f"{where}: has dimension {dims}, expected the dimension of "
                         f"{key.unit} ({target.dimensionality})") from None
-    magnitude = converted.magnitude
     try:
-        return float(magnitude)
+        magnitude = float(converted.magnitude)
     except (TypeError, ValueError):
         raise CaseError(f"{where}: expected a single number with units") from None
+    # Unit factors are exact decimals, but applying them in binary leaves round-off in the last
+    # digit ("1e18 cm^-3" -> 9.999999999999998e+23); 15 significant digits hold every digit a
+    # decimal input carries, so rounding there gives the value the user wrote.
+    return float(f"{magnitude:.15g}") if math.isfinite(magnitude) else magnitude
 
 
 def load_case(source: str | Path | Mapping,

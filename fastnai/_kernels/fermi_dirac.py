@@ -207,8 +207,8 @@ def fermi_dirac(order: float, eta) -> np.ndarray:
         row = ORDERS.index(float(order))
     except ValueError:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}") from None
-    eta_arr = np.ascontiguousarray(eta, dtype=np.float64)
-    flat = eta_arr.reshape(-1)
+    eta_arr = np.asarray(eta, dtype=np.float64)
+    flat = np.ascontiguousarray(eta_arr.reshape(-1))
     out = np.empty_like(flat)
     kernel = _fd_array_parallel if flat.size >= PARALLEL_MIN_SIZE else _fd_array_serial
     kernel(flat, row, out)
@@ -220,11 +220,11 @@ def fermi_dirac_half_inverse(y) -> np.ndarray:
 
     Examples
     --------
-    >>> round(float(fermi_dirac_half_inverse(0.765147)), 5)
-    -0.0
+    >>> round(float(fermi_dirac_half_inverse(fermi_dirac(0.5, 2.5))), 12)
+    2.5
     """
-    y_arr = np.ascontiguousarray(y, dtype=np.float64)
-    flat = y_arr.reshape(-1)
+    y_arr = np.asarray(y, dtype=np.float64)
+    flat = np.ascontiguousarray(y_arr.reshape(-1))
     out = np.empty_like(flat)
     kernel = _fd_inverse_array_parallel if flat.size >= PARALLEL_MIN_SIZE else _fd_inverse_array_serial
     kernel(flat, out)

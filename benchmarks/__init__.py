@@ -1,0 +1,1 @@
+"""asv benchmark suite of fastnai (see asv.conf.json at the repository root)."""

@@ -1,0 +1,146 @@
+"""Compiled kernels at two sizes: Fermi-Dirac integrals, tridiagonal solve, Poisson Newton.
+
+``setup`` calls each kernel once, so Numba compilation (or loading it from the cache) is not
+timed. Inputs come from a fixed seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastnai._kernels import poisson
+from fastnai._kernels._jit import PARALLEL_MIN_SIZE
+from fastnai._kernels.fermi_dirac import fermi_dirac, fermi_dirac_half_inverse
+from fastnai._kernels.tridiagonal import solve_tridiagonal
+
+SIZES = [1_000, 100_000]
+SEED = 20240611
+
+
+def _rng() -> np.random.Generator:
+    return np.random.default_rng(SEED)
+
+
+class TimeFermiDirac:
+    """``fermi_dirac`` and its inverse on arrays spanning all three evaluation branches."""
+
+    params = SIZES
+    param_names = ["n"]
+
+    def setup(self, n):
+        rng = _rng()
+        self.eta = rng.uniform(-10.0, 60.0, n)  # series, Chebyshev and Sommerfeld branches
+        self.y = fermi_dirac(0.5, self.eta)
+        fermi_dirac(0.5, self.eta)
+        fermi_dirac(-0.5, self.eta)
+        fermi_dirac_half_inverse(self.y)
+
+    def time_half(self, n):
+        fermi_dirac(0.5, self.eta)
+
+    def time_minus_half(self, n):
+        fermi_dirac(-0.5, self.eta)
+
+    def time_half_inverse(self, n):
+        fermi_dirac_half_inverse(self.y)
+
+
+class TimeTridiagonal:
+    """Thomas algorithm on a diagonally dominant system (a Poisson Jacobian's structure)."""
+
+    params = SIZES
+    param_names = ["n"]
+
+    def setup(self, n):
+        rng = _rng()
+        self.lower = rng.uniform(0.5, 1.0, n)
+        self.upper = rng.uniform(0.5, 1.0, n)
+        self.diag = -(self.lower + self.upper + rng.uniform(0.0, 1.0, n))
+        self.rhs = rng.standard_normal(n)
+        self.out = np.empty(n)
+        self.work = np.empty(n)
+        solve_tridiagonal(self.lower, self.diag, self.upper, self.rhs, self.out, self.work)
+
+    def time_solve_tridiagonal(self, n):
+        solve_tridiagonal(self.lower, self.diag, self.upper, self.rhs, self.out, self.work)
+
+
+def _accumulation_arrays(n: int, statistics: int):
+    """A uniform 100 nm planar mesh of TiO2-like Poisson data, psi from the contact inward."""
+    length = 100e-9
+    eps = 40.0 * 8.8541878128e-12
+    h = length / (n - 1)
+    conductance = np.full(n - 1, eps / h)
+    volume = np.full(n, h)
+    volume[0] = volume[-1] = 0.5 * h
+    params = np.zeros(poisson.N_PARAMS)
+    params[poisson.P_VT] = 0.025693
+    params[poisson.P_NC] = 7.2e23
+    params[poisson.P_NV] = 2.5e25
+    params[poisson.P_EG] = 3.2
+    params[poisson.P_ND] = 1e24
+    params[poisson.P_GD] = 2.0
+    params[poisson.P_GT] = 1.0
+    params[poisson.P_STATISTICS] = statistics
+    params[poisson.P_HOLES] = 1.0
+    psi_bulk = poisson.neutral_potential(params)
+    depth = np.linspace(0.0, length, n)
+    psi = psi_bulk + 0.2 * np.exp(-depth / 4e-9)
+    return psi, conductance, volume, params
+
+
+class TimePoissonAssembly:
+    """Residual and tridiagonal Jacobian of the box-method Poisson problem (Fermi-Dirac)."""
+
+    params = SIZES
+    param_names = ["n"]
+
+    def setup(self, n):
+        self.psi, self.conductance, self.volume, self.params = _accumulation_arrays(
+            n, poisson.STATISTICS_FERMI_DIRAC)
+        self.bands = tuple(np.zeros(n) for _ in range(4))
+        self.psi += 1e-3 * _rng().standard_normal(n)
+        self.time_assemble_serial(n)
+        self.time_assemble_parallel(n)
+
+    def time_assemble_serial(self, n):
+        poisson.assemble_serial(self.psi, self.conductance, self.volume, self.params, *self.bands)
+
+    def time_assemble_parallel(self, n):
+        poisson.assemble_parallel(self.psi, self.conductance, self.volume, self.params, *self.bands)
+
+
+class TimeNewtonSolve:
+    """One log-damped Newton solve (to max|dpsi|/Vt <= 1e-10) of a Dirichlet contact problem."""
+
+    params = ([1_000, 100_000], ["boltzmann", "fermi-dirac"])
+    param_names = ["n", "statistics"]
+    max_iter = 100
+
+    def setup(self, n, statistics):
+        code = (poisson.STATISTICS_BOLTZMANN if statistics == "boltzmann"
+                else poisson.STATISTICS_FERMI_DIRAC)
+        self.psi0, self.conductance, self.volume, self.params = _accumulation_arrays(n, code)
+        self.contact = np.zeros(poisson.N_CONTACT)
+        self.contact[poisson.C_PSI] = self.psi0[0]
+        self.history = np.zeros((self.max_iter, 2))
+        self.parallel = n >= PARALLEL_MIN_SIZE
+        self.psi = self.psi0.copy()
+        iters = self._solve()
+        if iters <= 0:
+            raise RuntimeError(f"Newton did not converge in setup ({iters})")
+
+    def _solve(self):
+        return poisson.newton_solve(self.psi, self.conductance, self.volume, 1.0, self.params,
+                                    poisson.BC_DIRICHLET, self.contact, 1e-10, self.max_iter,
+                                    self.parallel, self.history)
+
+    def time_newton_solve(self, n, statistics):
+        self.psi[:] = self.psi0
+        self._solve()
+
+    def track_newton_iterations(self, n, statistics):
+        self.psi[:] = self.psi0
+        return self._solve()
+
+    track_newton_iterations.unit = "iterations"
