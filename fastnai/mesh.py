@@ -50,8 +50,14 @@ def graded_mesh(thickness: float, n_nodes: int, min_spacing: float, refinement: 
     (True, 5)
     """
     ratio = geometric_ratio(thickness, n_nodes, min_spacing)
-    steps = min_spacing * ratio ** np.arange(n_nodes - 1)
-    nodes = np.concatenate(([0.0], np.cumsum(steps)))
+    if ratio == 1.0:
+        nodes = np.linspace(0.0, thickness, n_nodes)
+    else:
+        steps = np.full(n_nodes - 1, ratio)
+        steps[0] = min_spacing
+        nodes = np.empty(n_nodes)
+        nodes[0] = 0.0
+        np.cumsum(np.cumprod(steps), out=nodes[1:])
     nodes *= thickness / nodes[-1]
     nodes[-1] = thickness
     if refinement > 1:

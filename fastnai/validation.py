@@ -97,6 +97,13 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
                         "V cm-1", 1.03e7, float(dsm.interface_field) * 1e-2, "computed",
                         f"n(0) = {float(dsm.interface_electron_density) * 1e-6:.3g} cm-3"))
 
+    dsx05 = bb.run(_case("band_bending_ticn_tio2_x05"))
+    datasets["band_bending_ticn_tio2_x05"] = dsx05
+    rows.append(Row("TiC0.5N0.5/N-TiO2 (planar)", "interface field", "V cm-1", 1.03e7,
+                    float(dsx05.interface_field) * 1e-2, "computed",
+                    f"Phi_B = {float(dsx05.barrier_height):+.2f} eV (work function interpolated "
+                    "TiC-TiN); still accumulating, as the paper argues"))
+
     # the bulk the paper's XPS implies
     xps = _case("band_bending_ticn_tio2_xps_bulk")
     dsx = bb.run(xps)

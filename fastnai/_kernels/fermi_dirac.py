@@ -125,6 +125,47 @@ def _fd(eta: float, row: int) -> float:
 
 
 @njit(**JIT)
+def fd_half_pair(eta: float):
+    """(F_1/2(eta), F_-1/2(eta)) in one pass: shared region choice, interleaved recurrences.
+
+    The Poisson assembly needs both (density and its derivative) at every node.
+    """
+    if eta < _ETA_LO:
+        z = math.exp(eta)
+        a = 0.0
+        b = 0.0
+        for k in range(_SERIES_N - 1, -1, -1):
+            a = a * z + _SERIES[0, k]
+            b = b * z + _SERIES[1, k]
+        return a * z, b * z
+    if eta <= _ETA_HI:
+        m = int(eta - _ETA_LO)
+        if m >= _N_INTERVALS:
+            m = _N_INTERVALS - 1
+        t2 = 2.0 * (eta - (_ETA_LO + m)) - 1.0
+        a1 = 0.0
+        a2 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        for k in range(_CHEB_DEGREE, 0, -1):
+            a0 = 2.0 * t2 * a1 - a2 + _CHEB[0, m, k]
+            b0 = 2.0 * t2 * b1 - b2 + _CHEB[1, m, k]
+            a2 = a1
+            a1 = a0
+            b2 = b1
+            b1 = b0
+        return t2 * a1 - a2 + _CHEB[0, m, 0], t2 * b1 - b2 + _CHEB[1, m, 0]
+    inv2 = 1.0 / (eta * eta)
+    a = 0.0
+    b = 0.0
+    for k in range(_SOMMERFELD_N, 0, -1):
+        a = (a + _SOMMERFELD[0, k]) * inv2
+        b = (b + _SOMMERFELD[1, k]) * inv2
+    root = math.sqrt(eta)
+    return _SOMMERFELD[0, 0] * eta * root * (1.0 + a), _SOMMERFELD[1, 0] * root * (1.0 + b)
+
+
+@njit(**JIT)
 def fd_half(eta: float) -> float:
     """Normalised Fermi-Dirac integral F_1/2(eta); F_1/2(0) = 0.765147."""
     return _fd(eta, 0)

@@ -39,8 +39,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._jit import JIT, JIT_PARALLEL
-from .fermi_dirac import _fd
+from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
+from .fermi_dirac import fd_half_pair
 from .tridiagonal import solve_tridiagonal
 
 Q_E = 1.602176634e-19  # elementary charge [C], scipy.constants.e
@@ -95,70 +95,73 @@ def _softplus(z):
 
 
 @njit(**JIT)
-def carrier_densities(psi, params):
-    """Densities (n, p, N_D+, n_t) [m-3] at potential psi [V]."""
-    vt = params[P_VT]
-    eta_n = psi / vt
-    eta_p = (-psi - params[P_EG]) / vt
-    if params[P_STATISTICS] == STATISTICS_BOLTZMANN:
-        n = params[P_NC] * math.exp(eta_n)
-        p = params[P_NV] * math.exp(eta_p)
+def charge_constants(params):
+    """Per-solve constants of the space-charge law, unpacked once from ``params``.
+
+    Returns (1/V_t, N_C, N_V, E_g, N_D, incomplete ionisation?, E_d/V_t + ln g_D, N_A, N_t,
+    -E_t/V_t - ln g_t, Boltzmann?, holes?).
+    """
+    inv_vt = 1.0 / params[P_VT]
+    return (inv_vt, params[P_NC], params[P_NV], params[P_EG], params[P_ND],
+            params[P_DONOR_IONISATION] == 1.0,
+            params[P_ED] * inv_vt + math.log(params[P_GD]),
+            params[P_NA], params[P_NT],
+            -params[P_ET] * inv_vt - math.log(params[P_GT]),
+            params[P_STATISTICS] == STATISTICS_BOLTZMANN,
+            params[P_HOLES] != 0.0)
+
+
+@njit(**JIT_INLINE)
+def densities(psi, c):
+    """(n, dn, p, dp, N_D+, dN_D+, n_t, dn_t) at psi [V]: densities [m-3] and their
+    derivatives with respect to psi [m-3 V-1]; constants from ``charge_constants``."""
+    inv_vt, nc, nv, eg, nd, ionisation, d_shift, na, nt, t_shift, boltzmann, holes = c
+    eta_n = psi * inv_vt
+    if boltzmann:
+        n = nc * math.exp(eta_n)
+        dn = n * inv_vt
     else:
-        n = params[P_NC] * _fd(eta_n, 0)
-        p = params[P_NV] * _fd(eta_p, 0)
-    if params[P_HOLES] == 0.0:
-        p = 0.0
-    if params[P_DONOR_IONISATION] == 1.0:
-        a = (psi + params[P_ED]) / vt + math.log(params[P_GD])
-        nd_plus = params[P_ND] * _logistic(-a)
+        f, fm = fd_half_pair(eta_n)
+        n = nc * f
+        dn = nc * fm * inv_vt
+    p = 0.0
+    dp = 0.0
+    if holes:
+        eta_p = (-psi - eg) * inv_vt
+        if boltzmann:
+            p = nv * math.exp(eta_p)
+            dp = -p * inv_vt
+        else:
+            f, fm = fd_half_pair(eta_p)
+            p = nv * f
+            dp = -nv * fm * inv_vt
+    if ionisation:
+        s = _logistic(-(eta_n + d_shift))
+        nd_plus = nd * s
+        dnd = -nd * s * (1.0 - s) * inv_vt
     else:
-        nd_plus = params[P_ND]
-    if params[P_NT] > 0.0:
-        b = (-psi - params[P_ET]) / vt - math.log(params[P_GT])
-        n_t = params[P_NT] * _logistic(-b)
-    else:
-        n_t = 0.0
-    return n, p, nd_plus, n_t
+        nd_plus = nd
+        dnd = 0.0
+    n_t = 0.0
+    dnt = 0.0
+    if nt > 0.0:
+        f = _logistic(eta_n - t_shift)  # 1 / (1 + exp(-psi/Vt - E_t/Vt) / g_t)
+        n_t = nt * f
+        dnt = nt * f * (1.0 - f) * inv_vt
+    return n, dn, p, dp, nd_plus, dnd, n_t, dnt
+
+
+@njit(**JIT_INLINE)
+def charge_from_constants(psi, c):
+    """rho [C m-3] and d rho/d psi [C m-3 V-1] at psi [V], constants from ``charge_constants``."""
+    n, dn, p, dp, nd_plus, dnd, n_t, dnt = densities(psi, c)
+    return Q_E * (p - n + nd_plus - c[7] - n_t), Q_E * (dp - dn + dnd - dnt)
 
 
 @njit(**JIT)
 def space_charge(psi, params):
     """Charge density rho [C m-3] and d rho / d psi [C m-3 V-1] at potential psi [V]."""
-    vt = params[P_VT]
-    eta_n = psi / vt
-    eta_p = (-psi - params[P_EG]) / vt
-    if params[P_STATISTICS] == STATISTICS_BOLTZMANN:
-        n = params[P_NC] * math.exp(eta_n)
-        dn = n / vt
-        p = params[P_NV] * math.exp(eta_p)
-        dp = -p / vt
-    else:
-        n = params[P_NC] * _fd(eta_n, 0)
-        dn = params[P_NC] * _fd(eta_n, 1) / vt
-        p = params[P_NV] * _fd(eta_p, 0)
-        dp = -params[P_NV] * _fd(eta_p, 1) / vt
-    if params[P_HOLES] == 0.0:
-        p = 0.0
-        dp = 0.0
-    if params[P_DONOR_IONISATION] == 1.0:
-        a = (psi + params[P_ED]) / vt + math.log(params[P_GD])
-        s = _logistic(-a)
-        nd_plus = params[P_ND] * s
-        dnd = -params[P_ND] * s * (1.0 - s) / vt
-    else:
-        nd_plus = params[P_ND]
-        dnd = 0.0
-    if params[P_NT] > 0.0:
-        b = (-psi - params[P_ET]) / vt - math.log(params[P_GT])
-        f = _logistic(-b)
-        n_t = params[P_NT] * f
-        dnt = params[P_NT] * f * (1.0 - f) / vt
-    else:
-        n_t = 0.0
-        dnt = 0.0
-    rho = Q_E * (p - n + nd_plus - params[P_NA] - n_t)
-    drho = Q_E * (dp - dn + dnd - dnt)
-    return rho, drho
+    return charge_from_constants(psi, charge_constants(params))
 
 
 @njit(**JIT)
@@ -208,8 +211,14 @@ def neutral_potential(params):
 
 @njit(**JIT)
 def _assemble_rows(first, last, psi, conductance, volume, params, lower, diag, upper, residual):
+    c = charge_constants(params)
+    n = psi.size
+    if first == 0:
+        lower[0] = 0.0
+    if last == n:
+        upper[n - 1] = 0.0
     for i in range(first, last):
-        rho, drho = space_charge(psi[i], params)
+        rho, drho = charge_from_constants(psi[i], c)
         r = rho * volume[i]
         d = drho * volume[i]
         if i > 0:
@@ -217,7 +226,7 @@ def _assemble_rows(first, last, psi, conductance, volume, params, lower, diag, u
             r -= g * (psi[i] - psi[i - 1])
             d -= g
             lower[i] = g
-        if i < psi.size - 1:
+        if i < n - 1:
             g = conductance[i]
             r += g * (psi[i + 1] - psi[i])
             d -= g
@@ -266,9 +275,10 @@ def newton_solve(psi, conductance, volume, area0, params, bc_type, contact, tol,
                  parallel, history):
     """Log-damped Newton iteration for the box-method Poisson problem, in place on ``psi``.
 
-    Each update component is damped as ``V_t sign(d) ln(1 + |d|/V_t)`` (DEVSIM's log damping),
-    which leaves the quadratic convergence near the root intact. Converged when the undamped
-    update satisfies max|d psi| / V_t <= tol.
+    Update components larger than V_t are limited logarithmically,
+    ``d -> V_t sign(d) (1 + ln(|d|/V_t))`` (continuous and monotone; smaller components are taken
+    whole), so a cold start cannot overshoot by many V_t while the quadratic convergence near
+    the root is untouched. Converged when the update satisfies max|d psi| / V_t <= tol.
 
     Parameters
     ----------
@@ -295,12 +305,12 @@ def newton_solve(psi, conductance, volume, area0, params, bc_type, contact, tol,
         Number of iterations done; negative when not converged (or a NaN appeared).
     """
     n = psi.size
-    lower = np.zeros(n)
-    diag = np.zeros(n)
-    upper = np.zeros(n)
-    residual = np.zeros(n)
-    delta = np.zeros(n)
-    work = np.zeros(n)
+    lower = np.empty(n)
+    diag = np.empty(n)
+    upper = np.empty(n)
+    residual = np.empty(n)
+    delta = np.empty(n)
+    work = np.empty(n)
     vt = params[P_VT]
     for it in range(max_iter):
         if parallel:
@@ -323,7 +333,9 @@ def newton_solve(psi, conductance, volume, area0, params, bc_type, contact, tol,
             return -(it + 1)
         for i in range(n):
             d = delta[i]
-            psi[i] += math.copysign(vt * math.log1p(abs(d) / vt), d)
+            if abs(d) > vt:  # logarithmic limiting of large steps only
+                d = math.copysign(vt * (1.0 + math.log(abs(d) / vt)), d)
+            psi[i] += d
         if upd <= tol * vt:
             return it + 1
     return -max_iter
@@ -332,10 +344,11 @@ def newton_solve(psi, conductance, volume, area0, params, bc_type, contact, tol,
 @njit(**JIT)
 def space_charge_profile(psi, params, rho_out, n_out, p_out, nd_out, nt_out):
     """Fill rho and the carrier densities for every node of ``psi``."""
+    c = charge_constants(params)
     for i in range(psi.size):
-        n, p, nd, nt = carrier_densities(psi[i], params)
+        n, _, p, _, nd, _, nt, _ = densities(psi[i], c)
         n_out[i] = n
         p_out[i] = p
         nd_out[i] = nd
         nt_out[i] = nt
-        rho_out[i] = Q_E * (p - n + nd - params[P_NA] - nt)
+        rho_out[i] = Q_E * (p - n + nd - c[7] - nt)

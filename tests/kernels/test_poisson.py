@@ -136,7 +136,10 @@ def newton_numpy(psi, conductance, volume, p, psi_c, tol=1e-10):
         ab[1, 0] = -1.0
         ab[0, 1] = 0.0
         delta = solve_banded((1, 1), ab, -res)
-        psi = psi + np.sign(delta) * VT * np.log1p(np.abs(delta) / VT)
+        large = np.abs(delta) > VT  # logarithmic limiting of large steps, as the kernel does
+        step = np.where(large, np.sign(delta) * VT * (1 + np.log(np.maximum(np.abs(delta), VT) / VT)),
+                        delta)
+        psi = psi + step
         if np.max(np.abs(delta)) <= tol * VT:
             return psi
     raise AssertionError("numpy twin did not converge")

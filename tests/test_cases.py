@@ -1,0 +1,43 @@
+"""Every case in cases/ loads, runs (on a shrunk mesh) and is used by a test or validation."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnai
+
+REPO = Path(__file__).resolve().parents[1]
+CASE_FILES = sorted((REPO / "cases").glob("*.toml"))
+
+
+def test_there_are_cases_for_the_seed_system():
+    names = {p.stem for p in CASE_FILES}
+    assert {"band_bending_ticn_tio2", "band_bending_ticn_tio2_dot",
+            "band_bending_ticn_tio2_xps_bulk", "band_bending_tio2_pristine",
+            "band_bending_schottky_depletion", "band_bending_cowley_sze"} <= names
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
+def test_case_runs_on_a_shrunk_mesh(path):
+    raw = tomllib.loads(path.read_text())
+    assert path.stem.startswith(raw["model"]["kind"] + "_"), "cases are named <kind>_<system>.toml"
+    case = fastnai.load_case(path)
+    n_nodes = min(case["mesh.n_nodes"], 600)
+    ds = fastnai.run(path, overrides={"mesh.n_nodes": n_nodes})
+    assert ds.attrs["newton_iterations"] > 0
+    for name, var in ds.data_vars.items():
+        if "nan_means" not in var.attrs:
+            assert np.all(np.isfinite(var.values)), name
+    assert math.isfinite(float(ds.interface_field))
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
+def test_every_case_is_used_by_a_test_or_by_validation(path):
+    sources = [REPO / "fastnai" / "validation.py", *sorted((REPO / "tests").rglob("test_*.py"))]
+    users = [s for s in sources if path.stem in s.read_text() and s.name != "test_cases.py"]
+    assert users, f"{path.name} is run by no test and no validation row"
