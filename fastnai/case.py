@@ -13,6 +13,7 @@ import copy
 import difflib
 import functools
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -86,14 +87,23 @@ class Case:
         return sorted(dois)
 
     def to_toml(self) -> str:
-        """The resolved case as TOML, bare numbers in the schema units; reads back unchanged."""
+        """The resolved case as TOML, bare numbers in the schema units; reads back unchanged.
+
+        Values a named material supplies appear as comments (the material name is kept, so a
+        reload takes them, and their sources, from the database again).
+        """
         sections: dict[str, list[str]] = {}
         for name, value in self.values.items():
             if value is None:
                 continue
             key = self.keys[name]
             unit = f"  # [{key.unit}]" if key.unit else ""
-            sections.setdefault(key.section, []).append(f"{key.leaf} = {_toml_value(value)}{unit}")
+            line = f"{key.leaf} = {_toml_value(value)}{unit}"
+            origin = self.origin[name]
+            if origin.startswith("material "):
+                # the section's material supplies it again on reload, keeping its source DOI
+                line = f"# {line} (from {origin})"
+            sections.setdefault(key.section, []).append(line)
         blocks = []
         for section, lines in sections.items():
             blocks.append(f"[{section}]\n" + "\n".join(lines))
@@ -171,7 +181,8 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 def coerce(key: schema.Key, value: Any) -> Any:
     """Convert one raw value to the key's SI value, or raise CaseError."""
-    where = f"{key.name} = {value!r}"
+    text = repr(value)
+    where = f"{key.name} = {text if len(text) <= 60 else text[:40] + '...'}"
     if key.kind == schema.QUANTITY:
         number = _quantity(key, value, where)
     elif key.kind == schema.NUMBER:
@@ -181,6 +192,8 @@ def coerce(key: schema.Key, value: Any) -> Any:
             raise CaseError(f"{where}: expected an integer")
         if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
             raise CaseError(f"{where}: expected an integer")
+        if abs(value) > 2**53:
+            raise CaseError(f"{where}: out of range, expected {key.describe_range()}")
         number = int(value)
     elif key.kind == schema.CHOICE:
         if not isinstance(value, str) or value not in key.choices:
@@ -202,17 +215,49 @@ def coerce(key: schema.Key, value: Any) -> Any:
     return number
 
 
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf))\s*(.*?)\s*$",
+                     re.IGNORECASE)
+_UNIT_CHARS = re.compile(r"^[A-Za-z_µμΩ°% ^*/()\-.0-9]*$")
+_CHAINED_POWER = re.compile(r"\^[\s()+\-.0-9]*\^")  # 'm^9^9': pint would evaluate a tower
+
+
+def _as_float(value: int | float, where: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise CaseError(f"{where}: the number is too large for a float64") from None
+
+
+def _split_quantity(text: str, where: str) -> tuple[float, str]:
+    """'1e18 cm^-3' -> (1e18, 'cm^-3'); the number is read by float(), never by pint.
+
+    pint would evaluate arbitrary arithmetic ('9**9**9 nm' runs for minutes) and drops ',' as a
+    thousands separator ('2,5 nm' would be 25 nm), so both are refused here.
+    """
+    match = _NUMBER.match(text)
+    if match is None:
+        raise CaseError(f"{where}: expected a number followed by a unit, e.g. '1e18 cm^-3'")
+    number, unit = match.group(1), match.group(2)
+    if "," in text:
+        raise CaseError(f"{where}: ',' is not allowed (use '.' as the decimal point)")
+    unit = unit.replace("**", "^")
+    if unit and (not _UNIT_CHARS.match(unit) or _CHAINED_POWER.search(unit)
+                 or any(len(d) > 3 for d in re.findall(r"\d+", unit))):
+        raise CaseError(f"{where}: cannot read the unit {unit!r} (write units like 'cm^-3', "
+                        "'mA/cm^2', 'eV')")
+    return float(number), unit
+
+
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool):
         raise CaseError(f"{where}: expected a number, not a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
+        return _as_float(value, where)
     if isinstance(value, str):
-        try:
-            q = unit_registry().Quantity(value)
-            return float(q.to("dimensionless").magnitude)
-        except Exception:
-            raise CaseError(f"{where}: expected a dimensionless number") from None
+        number, unit = _split_quantity(value, where)
+        if unit:
+            raise CaseError(f"{where}: expected a dimensionless number, got the unit {unit!r}")
+        return number
     raise CaseError(f"{where}: expected a number")
 
 
@@ -220,12 +265,16 @@ def _quantity(key: schema.Key, value: Any, where: str) -> float:
     if isinstance(value, bool):
         raise CaseError(f"{where}: expected a quantity in {key.unit} (number or string with units)")
     if isinstance(value, (int, float)):
-        return float(value)
+        return _as_float(value, where)
     if not isinstance(value, str):
         raise CaseError(f"{where}: expected a number in {key.unit} or a string with units")
+    number, unit = _split_quantity(value, where)
+    if not unit:
+        raise CaseError(f"{where}: a string needs a unit (e.g. '{number:g} {key.unit}'), or give "
+                        f"a bare number in {key.unit}")
     ureg = unit_registry()
     try:
-        quantity = ureg.Quantity(value)
+        quantity = ureg.Quantity(number, unit)
     except Exception:
         raise CaseError(f"{where}: cannot read {value!r} as a quantity with units "
                         f"(expected e.g. '1 {key.unit}')") from None
@@ -320,7 +369,10 @@ def load_case(source: str | Path | Mapping,
         if not isinstance(mname, str):
             raise CaseError(f"{section}.material = {mname!r}: expected a material name "
                             "(see `fastnai materials`)")
-        material = get_material(mname)
+        try:
+            material = get_material(mname)
+        except CaseError as exc:
+            raise CaseError(f"{section}.material = {mname!r}: {exc}") from None
         for name, key in keys.items():
             if key.section == section and key.material_property in material.properties:
                 values[name] = float(material[key.material_property].value)

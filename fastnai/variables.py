@@ -12,6 +12,7 @@ import xarray as xr
 from ._version import version as _fastnai_version
 
 # Dimension placeholder "space" becomes x (planar) or r (sphere, dot).
+# Charge is written "A s" (= C): cf_xarray's pint registry reads a bare "C" as degree Celsius.
 VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
     "band_bending": {
         "potential": (("space",), "V", "electrostatic potential (E_C = -q potential, E_F = 0)"),
@@ -22,7 +23,7 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "p": (("space",), "m-3", "valence-band hole density"),
         "ionized_donor_density": (("space",), "m-3", "ionised donor density"),
         "trapped_electron_density": (("space",), "m-3", "density of electrons in traps"),
-        "charge_density": (("space",), "C m-3", "space-charge density"),
+        "charge_density": (("space",), "A s m-3", "space-charge density"),
         "electric_field": (("space",), "V m-1", "electric field along the coordinate"),
         "depth": (("space",), "m", "distance from the contact"),
         "interface_electron_density": ((), "m-3", "electron density at the contact"),
@@ -37,9 +38,9 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "barrier_height": ((), "eV", "E_C(contact) - E_F: the effective contact barrier"),
         "ideal_barrier_height": ((), "eV", "work function - electron affinity (Schottky-Mott)"),
         "bulk_Ec_minus_Ef": ((), "eV", "E_C - E_F of the neutral bulk"),
-        "semiconductor_charge": ((), "C m-2", "space charge per contact area"),
-        "interface_state_charge": ((), "C m-2", "charge of the interface states per area"),
-        "metal_sheet_charge": ((), "C m-2", "charge on the metal per contact area"),
+        "semiconductor_charge": ((), "A s m-2", "space charge per contact area"),
+        "interface_state_charge": ((), "A s m-2", "charge of the interface states per area"),
+        "metal_sheet_charge": ((), "A s m-2", "charge on the metal per contact area"),
         "bulk_neutrality": ((), "1",
                             "space charge at the far boundary over the fixed-charge scale; "
                             "near 0 when the domain reaches a neutral bulk"),

@@ -47,7 +47,7 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("model.temperature", Q, 298.15, "K", 0.0, 5000.0, exclusive_minimum=True,
       doc="temperature"),
     K("semiconductor.material", schema.STRING, None, doc="material database entry"),
-    K("semiconductor.thickness", Q, 50e-9, "m", 0.0, 1e-2, exclusive_minimum=True,
+    K("semiconductor.thickness", Q, 50e-9, "m", 1e-11, 1e-2,
       doc="slab thickness; particle radius (sphere); shell thickness (dot)"),
     K("semiconductor.donor_density", Q, 1e24, "m^-3", 0.0, 1e29, doc="donor density",
       source=f"assumed (1e18 cm-3; {_CAI} does not give it)"),
@@ -81,7 +81,7 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("contact.material", schema.STRING, None, doc="material database entry of the metal"),
     K("contact.work_function", Q, None, "eV", 0.0, 20.0, required=True,
       material_property="work_function", doc="metal work function phi_m"),
-    K("contact.radius", Q, 1.5e-9, "m", 0.0, 1e-3, exclusive_minimum=True,
+    K("contact.radius", Q, 1.5e-9, "m", 1e-11, 1e-3,
       doc="metal dot radius (dot geometry only)"),
     K("contact.interface_state_density", Q, 0.0, "m^-2 eV^-1", 0.0, 1e22,
       doc="interface-state density D_it (Cowley-Sze; needs an interfacial layer)"),
@@ -92,7 +92,7 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("contact.interfacial_layer_permittivity", schema.NUMBER, 1.0, None, 0.0, 1e4,
       exclusive_minimum=True, doc="relative permittivity eps_i of the interfacial layer"),
     K("mesh.n_nodes", schema.INTEGER, 2000, None, 3, 20_000_000, doc="nodes of the base mesh"),
-    K("mesh.min_spacing", Q, 1e-11, "m", 0.0, 1e-2, exclusive_minimum=True,
+    K("mesh.min_spacing", Q, 1e-11, "m", 1e-15, 1e-2,
       doc="first cell at the contact (geometric grading)"),
     K("mesh.refinement", schema.INTEGER, 1, None, 1, 1024,
       doc="split each base cell into this many (mesh-convergence studies)"),
@@ -123,8 +123,8 @@ def validate(case) -> None:
             raise CaseError(f"{name} = {value:g} eV: expected a level inside the band gap "
                             f"(<= semiconductor.band_gap = {gap:g} eV)")
     if case["semiconductor.trap_density"] > 0 and case["semiconductor.trap_level"] is None:
-        raise CaseError("semiconductor.trap_density > 0 needs semiconductor.trap_level "
-                        "(the trap depth below E_C, e.g. '0.8 eV')")
+        raise CaseError(f"semiconductor.trap_density = {case['semiconductor.trap_density']:g} m^-3 "
+                        "needs semiconductor.trap_level (the trap depth below E_C, e.g. '0.8 eV')")
     if case["model.geometry"] == "dot" and case["contact.radius"] is None:
         raise CaseError("model.geometry = 'dot' needs contact.radius")
     n_total = n_nodes * case["mesh.refinement"]
@@ -396,10 +396,17 @@ def to_dataset(case, sol: Solution, wall_time_s: float) -> xr.Dataset:
 
 
 def run(case) -> xr.Dataset:
-    """Solve ``case`` and return the result Dataset."""
+    """Solve ``case`` and return the result Dataset (checked finite)."""
     start = time.perf_counter()
     sol = solve(case)
-    return to_dataset(case, sol, time.perf_counter() - start)
+    ds = to_dataset(case, sol, time.perf_counter() - start)
+    bad = [name for name, var in ds.data_vars.items()
+           if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
+    if bad:
+        raise ConvergenceError(f"band_bending: the converged solution gives non-finite {', '.join(bad)} "
+                               "(parameters outside the floating-point range of the model)",
+                               sol.history)
+    return ds
 
 
 def first_integral_field(case, psi_contact: float, psi_far: float) -> float:

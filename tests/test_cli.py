@@ -1,0 +1,256 @@
+"""Command line: run, --set, exit statuses and messages, materials, schema, validate, plot, Numba cache.
+
+Most tests call ``fastnai.cli.main`` in-process (fast); one runs the installed ``fastnai`` script
+and one checks in two fresh processes that the second run of a case compiles nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from fastnai.cli import main
+from fastnai.io import read_dataset
+from fastnai.materials import MATERIALS
+from fastnai.models.band_bending import KEYS
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+CASE = CASES / "band_bending_ticn_tio2.toml"
+SMALL = ["--set", "mesh.n_nodes=300"]  # 0.01 nm * 299 <= 100 nm
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_clean_failure(capsys, status: int, *expected: str) -> str:
+    """Exit status 2, one paragraph on stderr naming ``expected``, no traceback."""
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert err.startswith("fastnai: CaseError: ")
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "\n\n" not in err.strip(), "the message is one paragraph"
+    flat = " ".join(err.split())
+    for text in expected:
+        assert text in flat, text
+    return flat
+
+
+@pytest.fixture(scope="module")
+def result_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("result") / "small.nc"
+    assert main(["run", str(CASE), "-o", str(path), "-q", *SMALL]) == 0
+    return path
+
+
+def test_run_writes_netcdf_at_the_default_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(CASE), *SMALL]) == 0
+    out = tmp_path / "band_bending_ticn_tio2.nc"
+    assert out.is_file()
+    stdout = capsys.readouterr().out
+    assert "wrote band_bending_ticn_tio2.nc" in stdout
+    assert "interface_field" in stdout
+    assert read_dataset(out).attrs["model"] == "band_bending"
+
+
+def test_run_writes_netcdf_at_the_o_path(tmp_path, capsys):
+    out = tmp_path / "sub" / "result.nc"
+    assert main(["run", str(CASE), "-o", str(out), *SMALL]) == 0
+    ds = read_dataset(out)
+    assert ds.sizes["x"] == 300
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_run_quiet_prints_nothing(tmp_path, capsys):
+    assert main(["run", str(CASE), "-o", str(tmp_path / "q.nc"), "-q", *SMALL]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_set_overrides_reach_the_result(tmp_path):
+    out = tmp_path / "set.nc"
+    status = main(["run", str(CASE), "-o", str(out), *SMALL,
+                   "--set", "semiconductor.donor_density=1e17 cm^-3",
+                   "--set", "model.geometry=sphere", "--set", "semiconductor.thickness=20 nm"])
+    assert status == 0
+    ds = read_dataset(out)
+    assert "r" in ds.dims and ds.attrs["geometry"] == "sphere"
+    assert 'donor_density = 1e+23  # [m^-3]' in ds.attrs["case"]
+    assert float(ds["r"].max()) == pytest.approx(20e-9, rel=1e-12)
+
+
+def test_threads_option_sets_numba_threads(tmp_path):
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        assert main(["run", str(CASE), "-o", str(tmp_path / "t.nc"), "-q", "--threads", "1",
+                     *SMALL]) == 0
+        assert read_dataset(tmp_path / "t.nc").attrs["numba_threads"] == 1
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_bad_threads_exits_2(tmp_path, capsys):
+    out = tmp_path / "t.nc"
+    status = main(["run", str(CASE), "-o", str(out), "--threads", "0", *SMALL])
+    assert_clean_failure(capsys, status, "--threads 0")
+    assert not out.exists()
+
+
+def test_bad_case_exits_2_with_one_paragraph_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nkind = "band_bending"\n[semiconductor]\nmaterial = "anatase-TiO2"\n'
+                   'thickness = "5 eV"\n[contact]\nmaterial = "TiC"\n')
+    out = tmp_path / "bad.nc"
+    status = main(["run", str(bad), "-o", str(out)])
+    assert_clean_failure(capsys, status, "semiconductor.thickness", "'5 eV'", "dimension")
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_bad_case_does_not_replace_an_existing_output(tmp_path, capsys):
+    out = tmp_path / "keep.nc"
+    out.write_bytes(b"previous result")
+    status = main(["run", str(CASE), "-o", str(out), "--set", "mesh.n_nodes=-5"])
+    assert_clean_failure(capsys, status, "mesh.n_nodes", "-5")
+    assert out.read_bytes() == b"previous result"
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ("mesh.n_nodes=abc", ("mesh.n_nodes", "'abc'")),
+    ("mesh.n_node=300", ("'mesh.n_node'", "did you mean 'mesh.n_nodes'")),
+    ("semiconductor.thickness=5 eV", ("semiconductor.thickness", "'5 eV'")),
+    ("mesh.n_nodes", ("--set 'mesh.n_nodes'", "key=value")),
+])
+def test_bad_set_exits_2_and_writes_nothing(tmp_path, capsys, item, expected):
+    out = tmp_path / "out.nc"
+    status = main(["run", str(CASE), "-o", str(out), "--set", item])
+    assert_clean_failure(capsys, status, *expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_case_file_exits_2(tmp_path, capsys):
+    status = main(["run", str(tmp_path / "nope.toml"), "-o", str(tmp_path / "x.nc")])
+    assert_clean_failure(capsys, status, "nope.toml", "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_materials_lists_every_database_entry(capsys):
+    assert main(["materials"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for name, material in MATERIALS.items():
+        assert f"{name}: {material.description}" in lines
+        for key in material.properties:
+            assert key in out
+    assert "TiC0.5N0.5" in out
+
+
+def test_schema_lists_every_key(capsys):
+    assert main(["schema", "band_bending"]) == 0
+    out = capsys.readouterr().out
+    names = {line.split()[0] for line in out.splitlines()[2:] if line.strip()}
+    assert set(KEYS) <= names
+    assert "semiconductor.thickness" in out and "quantity [m]" in out
+
+
+def test_schema_of_unknown_kind_exits_2(capsys):
+    status = main(["schema", "nope"])
+    assert_clean_failure(capsys, status, "'nope'", "band_bending")
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_version_prints_the_package_version(capsys):
+    import fastnai
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == fastnai.__version__
+
+
+def test_validate_prints_the_table_and_writes_csv_and_netcdf(tmp_path, capsys):
+    assert main(["validate", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1.46e+20" in out
+    assert "interface electron density" in out
+    csv = tmp_path / "validation.csv"
+    assert csv.is_file()
+    header = csv.read_text().splitlines()[0]
+    assert header.startswith("system,quantity,unit,paper,fastnai")
+    results = sorted(tmp_path.glob("*.nc"))
+    assert results
+    for path in results:
+        assert read_dataset(path).attrs["model"] == "band_bending"
+
+
+def test_plot_writes_a_png(result_file, tmp_path, capsys):
+    figure = tmp_path / "figure.png"
+    assert main(["plot", str(result_file), "-o", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == PNG_MAGIC
+    assert f"wrote {figure}" in capsys.readouterr().out
+
+
+def test_plot_default_name_is_the_result_stem(result_file, tmp_path):
+    local = tmp_path / "copy.nc"
+    shutil.copyfile(result_file, local)
+    assert main(["plot", str(local)]) == 0
+    assert (tmp_path / "copy.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_of_a_missing_file_exits_2(tmp_path, capsys):
+    status = main(["plot", str(tmp_path / "missing.nc"), "-o", str(tmp_path / "f.png")])
+    assert_clean_failure(capsys, status, "missing.nc", "does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def console_script() -> str:
+    beside = Path(sys.executable).with_name("fastnai")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("fastnai")
+    if found is None:
+        pytest.skip("the fastnai console script is not installed")
+    return found
+
+
+def test_console_script_runs_a_case_and_exits_2_on_bad_input(tmp_path):
+    out = tmp_path / "script.nc"
+    ok = subprocess.run([console_script(), "run", str(CASE), "-o", str(out), *SMALL],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "wrote" in ok.stdout
+    assert read_dataset(out).sizes["x"] == 300
+
+    bad_out = tmp_path / "bad.nc"
+    bad = subprocess.run([console_script(), "run", str(CASE), "-o", str(bad_out),
+                          "--set", "model.temperature=0 K"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.startswith("fastnai: CaseError: model.temperature = '0 K'")
+    assert "Traceback" not in bad.stderr
+    assert not bad_out.exists()
+
+
+def test_second_run_of_a_case_loads_every_kernel_from_the_numba_cache(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "NUMBA_DEBUG_CACHE": "1"}
+    outputs = []
+    for k in (1, 2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "fastnai", "run", str(CASE), "-o", str(tmp_path / f"{k}.nc"),
+             *SMALL], capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout + proc.stderr)
+    first, second = outputs
+    assert "data saved" in first  # cold cache: compiled and saved
+    assert "data saved" not in second, "the second run recompiled: " + "\n".join(
+        line for line in second.splitlines() if "data saved" in line)
+    assert "data loaded" in second
+    xr.testing.assert_identical(read_dataset(tmp_path / "1.nc").drop_attrs(deep=False),
+                                read_dataset(tmp_path / "2.nc").drop_attrs(deep=False))
