@@ -213,26 +213,30 @@ def neutral_potential(params):
 def _assemble_rows(first, last, psi, conductance, volume, params, lower, diag, upper, residual):
     c = charge_constants(params)
     n = psi.size
+    # the boundary rows have one neighbour; the loop over interior rows has no branches
     if first == 0:
+        rho, drho = charge_from_constants(psi[0], c)
+        g = conductance[0]
+        residual[0] = rho * volume[0] + g * (psi[1] - psi[0])
+        diag[0] = drho * volume[0] - g
+        upper[0] = g
         lower[0] = 0.0
     if last == n:
-        upper[n - 1] = 0.0
-    for i in range(first, last):
+        i = n - 1
         rho, drho = charge_from_constants(psi[i], c)
-        r = rho * volume[i]
-        d = drho * volume[i]
-        if i > 0:
-            g = conductance[i - 1]
-            r -= g * (psi[i] - psi[i - 1])
-            d -= g
-            lower[i] = g
-        if i < n - 1:
-            g = conductance[i]
-            r += g * (psi[i + 1] - psi[i])
-            d -= g
-            upper[i] = g
-        diag[i] = d
-        residual[i] = r
+        g = conductance[i - 1]
+        residual[i] = rho * volume[i] - g * (psi[i] - psi[i - 1])
+        diag[i] = drho * volume[i] - g
+        lower[i] = g
+        upper[i] = 0.0
+    for i in range(max(first, 1), min(last, n - 1)):
+        rho, drho = charge_from_constants(psi[i], c)
+        g_left = conductance[i - 1]
+        g_right = conductance[i]
+        residual[i] = rho * volume[i] + g_right * (psi[i + 1] - psi[i]) - g_left * (psi[i] - psi[i - 1])
+        diag[i] = drho * volume[i] - g_left - g_right
+        lower[i] = g_left
+        upper[i] = g_right
 
 
 @njit(**JIT)

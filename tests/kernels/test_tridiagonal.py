@@ -1,16 +1,17 @@
-"""Thomas algorithm against scipy's banded LU."""
+"""Two-ended Thomas algorithm against scipy's banded LU."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.linalg import solve_banded
 
 from fastnai._kernels.tridiagonal import solve_tridiagonal
 
 
-def test_thomas_matches_solve_banded_on_diagonally_dominant_system():
-    rng = np.random.default_rng(0)
-    n = 1000
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 11, 1000, 1001])
+def test_two_ended_thomas_matches_solve_banded_on_diagonally_dominant_system(n):
+    rng = np.random.default_rng(n)
     lower = rng.uniform(0.1, 1.0, n)
     upper = rng.uniform(0.1, 1.0, n)
     diag = -(lower + upper) - rng.uniform(0.0, 1.0, n)
