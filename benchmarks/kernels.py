@@ -1,4 +1,4 @@
-"""Compiled kernels at two sizes: Fermi-Dirac integrals, tridiagonal solve, Poisson Newton.
+"""Compiled kernels at two sizes: Fermi-Dirac integrals, (block-)tridiagonal solves, Poisson Newton.
 
 ``setup`` calls each kernel once, so Numba compilation (or loading it from the cache) is not
 timed. Inputs come from a fixed seed.
@@ -10,6 +10,7 @@ import numpy as np
 
 from fastnai._kernels import poisson
 from fastnai._kernels._jit import PARALLEL_MIN_SIZE
+from fastnai._kernels.block_tridiagonal import solve_block_tridiagonal, solve_bordered
 from fastnai._kernels.fermi_dirac import fermi_dirac, fermi_dirac_half_inverse
 from fastnai._kernels.tridiagonal import solve_tridiagonal
 
@@ -144,3 +145,34 @@ class TimeNewtonSolve:
         return self._solve()
 
     track_newton_iterations.unit = "iterations"
+
+
+class TimeBlockTridiagonal:
+    """3 x 3 block-tridiagonal solve (the drift-diffusion Jacobian) and its bordered variant."""
+
+    params = [1_000, 10_000]
+    param_names = ["n"]
+
+    def setup(self, n):
+        rng = _rng()
+        k = 3
+        self.lower = rng.normal(size=(n, k, k))
+        self.upper = rng.normal(size=(n, k, k))
+        self.diag = rng.normal(size=(n, k, k)) + 10.0 * np.eye(k)
+        self.rhs = rng.normal(size=(n, k, 1))
+        self.out = np.empty_like(self.rhs)
+        self.blocks = np.empty((n, k, k))
+        self.small = np.empty((k, k + 2))
+        self.vec = rng.normal(size=(n, k))
+        self.two = np.empty((n, k, 2))
+        self.x = np.empty((n, k))
+        self.time_solve(n)
+        self.time_bordered(n)
+
+    def time_solve(self, n):
+        solve_block_tridiagonal(self.lower, self.diag, self.upper, self.rhs, self.out,
+                                self.blocks, self.small)
+
+    def time_bordered(self, n):
+        solve_bordered(self.lower, self.diag, self.upper, self.vec, self.vec, self.vec, 1.0, 0.0,
+                       self.x, self.blocks, self.small, self.two)

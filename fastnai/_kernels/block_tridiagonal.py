@@ -1,0 +1,172 @@
+"""Block-tridiagonal solves (k x k blocks, several right-hand sides) and the bordered system.
+
+The coupled drift-diffusion Jacobian has one k x k block per node (k = 3: psi, c, n), coupled to
+its neighbours only:
+
+    [B0 C0            ] [x0]   [r0]
+    [A1 B1 C1         ] [x1] = [r1]        A_i = lower[i], B_i = diag[i], C_i = upper[i]
+    [   A2 B2 C2      ] [x2]   [r2]
+    [        ...      ] [..]   [..]
+
+Each scalar row is first scaled by the inverse of its largest coefficient (the rows of Poisson,
+ion and electron balances differ by tens of orders of magnitude), then the block Thomas
+algorithm runs without pivoting between blocks; the k x k pivots are factorised with partial
+pivoting. Galvanostatic control adds one unknown (the voltage) and one equation (the current),
+a bordered system solved by block elimination with two right-hand sides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._jit import JIT
+
+
+@njit(**JIT)
+def _lu_solve_inplace(mat, rhs, k, m):
+    """Overwrite rhs (k x m) with mat^-1 rhs; mat (k x k) is destroyed. Partial pivoting."""
+    for col in range(k):
+        piv = col
+        best = abs(mat[col, col])
+        for r in range(col + 1, k):
+            if abs(mat[r, col]) > best:
+                best = abs(mat[r, col])
+                piv = r
+        if piv != col:
+            for c in range(k):
+                tmp = mat[col, c]
+                mat[col, c] = mat[piv, c]
+                mat[piv, c] = tmp
+            for c in range(m):
+                tmp = rhs[col, c]
+                rhs[col, c] = rhs[piv, c]
+                rhs[piv, c] = tmp
+        inv = 1.0 / mat[col, col]
+        for r in range(col + 1, k):
+            f = mat[r, col] * inv
+            if f != 0.0:
+                for c in range(col + 1, k):
+                    mat[r, c] -= f * mat[col, c]
+                for c in range(m):
+                    rhs[r, c] -= f * rhs[col, c]
+    for col in range(k - 1, -1, -1):
+        inv = 1.0 / mat[col, col]
+        for c in range(m):
+            acc = rhs[col, c]
+            for j in range(col + 1, k):
+                acc -= mat[col, j] * rhs[j, c]
+            rhs[col, c] = acc * inv
+
+
+@njit(**JIT)
+def solve_block_tridiagonal(lower, diag, upper, rhs, out, work_blocks, work_rhs):
+    """Solve the block-tridiagonal system for m right-hand sides at once.
+
+    Parameters
+    ----------
+    lower, diag, upper
+        Blocks, shape (n, k, k); ``lower[0]`` and ``upper[n-1]`` are ignored. Left unchanged.
+    rhs
+        Right-hand sides, shape (n, k, m). Left unchanged.
+    out
+        Solution, shape (n, k, m); may be the same array as ``rhs``.
+    work_blocks
+        Scratch, shape (n, k, k) (holds D_i^-1 C_i for the back substitution).
+    work_rhs
+        Scratch, shape (k, k + m).
+    """
+    n, k, _ = diag.shape
+    m = rhs.shape[2]
+    pivot = np.empty((k, k))
+    sol = np.empty((k, k + m))
+    for i in range(n):
+        # row scales of block row i
+        for r in range(k):
+            big = 0.0
+            for c in range(k):
+                big = max(big, abs(diag[i, r, c]))
+                if i > 0:
+                    big = max(big, abs(lower[i, r, c]))
+                if i < n - 1:
+                    big = max(big, abs(upper[i, r, c]))
+            scale = 1.0 / big if big > 0.0 else 1.0
+            # pivot block D_i = s (B_i - A_i Z_(i-1)), right side s (r_i - A_i z_(i-1))
+            for c in range(k):
+                acc = diag[i, r, c]
+                if i > 0:
+                    for j in range(k):
+                        acc -= lower[i, r, j] * work_blocks[i - 1, j, c]
+                pivot[r, c] = acc * scale
+            for c in range(k):
+                sol[r, c] = upper[i, r, c] * scale if i < n - 1 else 0.0
+            for c in range(m):
+                acc = rhs[i, r, c]
+                if i > 0:
+                    for j in range(k):
+                        acc -= lower[i, r, j] * out[i - 1, j, c]
+                sol[r, k + c] = acc * scale
+        _lu_solve_inplace(pivot, sol, k, k + m)
+        for r in range(k):
+            for c in range(k):
+                work_blocks[i, r, c] = sol[r, c]  # Z_i = D_i^-1 C_i
+            for c in range(m):
+                out[i, r, c] = sol[r, k + c]  # z_i = D_i^-1 (r_i - A_i z_(i-1))
+    for i in range(n - 2, -1, -1):
+        for r in range(k):
+            for c in range(m):
+                acc = out[i, r, c]
+                for j in range(k):
+                    acc -= work_blocks[i, r, j] * out[i + 1, j, c]
+                work_rhs[r, c] = acc
+        for r in range(k):
+            for c in range(m):
+                out[i, r, c] = work_rhs[r, c]
+
+
+@njit(**JIT)
+def solve_bordered(lower, diag, upper, rhs, border_column, border_row, corner, rhs_corner, out,
+                   work_blocks, work_rhs, work_two):
+    """Solve the block-tridiagonal system bordered by one extra unknown and equation.
+
+        [ T    b ] [x     ]   [r    ]
+        [ c^T  d ] [lambda] = [r_end]
+
+    By block elimination with two right-hand sides: T [x_r, x_b] = [r, b], then
+    lambda = (r_end - c.x_r) / (d - c.x_b) and x = x_r - lambda x_b.
+
+    Parameters
+    ----------
+    lower, diag, upper
+        Blocks of T, shape (n, k, k).
+    rhs, border_column, border_row
+        r, b and c, shape (n, k).
+    corner, rhs_corner
+        d and r_end (scalars).
+    out
+        x, shape (n, k).
+    work_blocks, work_rhs, work_two
+        Scratch of shapes (n, k, k), (k, k + 2) and (n, k, 2).
+
+    Returns
+    -------
+    float
+        lambda.
+    """
+    n, k, _ = diag.shape
+    for i in range(n):
+        for r in range(k):
+            work_two[i, r, 0] = rhs[i, r]
+            work_two[i, r, 1] = border_column[i, r]
+    solve_block_tridiagonal(lower, diag, upper, work_two, work_two, work_blocks, work_rhs)
+    dot_r = 0.0
+    dot_b = 0.0
+    for i in range(n):
+        for r in range(k):
+            dot_r += border_row[i, r] * work_two[i, r, 0]
+            dot_b += border_row[i, r] * work_two[i, r, 1]
+    lam = (rhs_corner - dot_r) / (corner - dot_b)
+    for i in range(n):
+        for r in range(k):
+            out[i, r] = work_two[i, r, 0] - lam * work_two[i, r, 1]
+    return lam
