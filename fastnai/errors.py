@@ -20,24 +20,50 @@ class CaseError(FastnaiError, ValueError):
 
 
 class ConvergenceError(FastnaiError, RuntimeError):
-    """A nonlinear solve did not converge.
+    """A nonlinear solve or a time integration did not converge.
 
     Parameters
     ----------
     message
         What failed.
     history
-        One row per Newton iteration: ``(update_norm, residual_norm)``.
+        One row per iteration or failed attempt: ``(update_norm, residual_norm)`` for a Newton
+        solve (the default ``columns``); the time integrator passes
+        ``(t, dt, error, newton_iterations)`` rows with their own ``columns``.
+    columns
+        Names of the columns of ``history``, for the message.
     """
 
     exit_status = 3
 
-    def __init__(self, message: str, history: list[tuple[float, float]] | None = None):
+    def __init__(self, message: str, history: list[tuple] | None = None,
+                 columns: tuple[str, ...] = ("|dpsi|/Vt", "|F|")):
         self.history = list(history or [])
         if self.history:
-            rows = "\n".join(
-                f"  {k:3d}  |dpsi|/Vt = {du:10.3e}   |F| = {fr:10.3e}"
-                for k, (du, fr) in enumerate(self.history)
-            )
-            message = f"{message}\nNewton history:\n{rows}"
+            header = "  ".join(f"{c:>12s}" for c in columns)
+            rows = "\n".join(f"  {k:4d}  " + "  ".join(f"{v:12.4e}" for v in row)
+                             for k, row in enumerate(self.history))
+            label = "Newton history" if columns == ("|dpsi|/Vt", "|F|") else "history"
+            message = f"{message}\n{label}:\n        {header}\n{rows}"
         super().__init__(message)
+
+
+class Interrupted(FastnaiError):
+    """The run stopped on SIGTERM after writing a checkpoint (if it had a checkpointer).
+
+    Parameters
+    ----------
+    message
+        What happened.
+    checkpoint_path
+        The checkpoint written, or None when the run had no checkpointer.
+    t
+        Time of the last accepted step [s].
+    """
+
+    exit_status = 4
+
+    def __init__(self, message: str, checkpoint_path=None, t: float = float("nan")):
+        super().__init__(message)
+        self.checkpoint_path = checkpoint_path
+        self.t = t
