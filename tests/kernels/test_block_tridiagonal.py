@@ -35,7 +35,8 @@ def assemble(lower, diag, upper):
     return mat.tocsc()
 
 
-@pytest.mark.parametrize(("n", "k", "m"), [(1, 3, 1), (2, 3, 2), (50, 3, 1), (40, 2, 3), (30, 4, 1)])
+@pytest.mark.parametrize(("n", "k", "m"),
+                         [(1, 3, 1), (2, 3, 2), (50, 3, 1), (40, 2, 3), (30, 4, 1), (20, 1, 2)])
 def test_block_thomas_matches_sparse_direct_solve(n, k, m):
     rng = np.random.default_rng(n * 10 + k)
     lower, diag, upper = random_system(n, k, rng)
@@ -89,3 +90,11 @@ def test_bordered_system_matches_dense_solve():
     ref = np.linalg.solve(dense, np.concatenate([r.ravel(), [r_end]]))
     np.testing.assert_allclose(out.ravel(), ref[:-1], rtol=1e-11, atol=1e-12)
     assert lam == pytest.approx(ref[-1], rel=1e-11)
+
+
+def test_unsupported_block_size_is_refused():
+    n, k = 4, 5
+    blocks = np.tile(np.eye(k), (n, 1, 1))
+    with pytest.raises(ValueError, match="block size"):
+        solve_block_tridiagonal(blocks, blocks, blocks, np.ones((n, k, 1)), np.empty((n, k, 1)),
+                                np.empty((n, k, k)), np.empty((k, k + 1)))
