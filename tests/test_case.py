@@ -485,4 +485,5 @@ def test_pathological_power_in_unit_string_fails_fast():
 @pytest.mark.parametrize(("key", "text"), [("semiconductor.thickness", "2,5 nm"),
                                            ("semiconductor.donor_density", "1,5e18 cm^-3")])
 def test_decimal_comma_is_a_case_error_not_a_tenfold_value(key, text):
-    case_error(MINIMAL, {key: text, "mesh.n_nodes": 10})
+    message = case_error(MINIMAL, {key: text, "mesh.n_nodes": 10})
+    assert key in message and "','" in message
