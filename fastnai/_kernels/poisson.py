@@ -329,17 +329,19 @@ def newton_solve(psi, conductance, volume, area0, params, bc_type, contact, tol,
             residual[i] = -residual[i]
         solve_tridiagonal(lower, diag, upper, residual, delta, work)
         upd = 0.0
-        for i in range(n):
-            upd = max(upd, abs(delta[i]))
-        history[it, 0] = upd / vt
-        history[it, 1] = res_norm / vt
-        if not math.isfinite(upd):
-            return -(it + 1)
+        total = 0.0  # max() skips NaN; a sum does not
         for i in range(n):
             d = delta[i]
-            if abs(d) > vt:  # logarithmic limiting of large steps only
-                d = math.copysign(vt * (1.0 + math.log(abs(d) / vt)), d)
+            size = abs(d)
+            upd = max(upd, size)
+            total += size
+            if size > vt:  # logarithmic limiting of large steps only
+                d = math.copysign(vt * (1.0 + math.log(size / vt)), d)
             psi[i] += d
+        history[it, 0] = upd / vt
+        history[it, 1] = res_norm / vt
+        if not math.isfinite(total):  # psi is spoilt; the caller discards it
+            return -(it + 1)
         if upd <= tol * vt:
             return it + 1
     return -max_iter

@@ -185,3 +185,14 @@ def test_newton_kernel_reports_failure_with_negative_count():
     history = np.zeros((2, 2))
     assert poisson.newton_solve(psi, conductance, volume, 1.0, p, poisson.BC_DIRICHLET, contact,
                                 1e-14, 2, False, history) == -2
+
+
+def test_newton_kernel_reports_nan_as_failure():
+    n = 50
+    conductance = np.full(n - 1, np.nan)  # poisons every update
+    p = make_params()
+    history = np.zeros((10, 2))
+    iters = poisson.newton_solve(np.zeros(n), conductance, np.ones(n), 1.0, p,
+                                 poisson.BC_DIRICHLET, np.zeros(poisson.N_CONTACT), 1e-10, 10,
+                                 False, history)
+    assert iters == -1
