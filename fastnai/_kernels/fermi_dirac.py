@@ -10,7 +10,8 @@ Evaluation, accurate to ~1e-14 relative on eta in [-50, 1000] (the tests prove 1
 adaptive quadrature):
 
 * eta < -2: the alternating series F_j = sum_k (-1)^(k+1) z^k / k^(j+1), z = exp(eta), 20 terms
-  (Horner in z, so the relative accuracy holds to the underflow of exp);
+  (Horner in z, so the relative accuracy holds to the underflow of exp); below eta = -37 the
+  first term alone (the second is under 1e-16 of it), which is what minority carriers need;
 * -2 <= eta <= 40: piecewise Chebyshev expansions of degree 20 on unit intervals. The coefficients
   are computed when this module is imported, from the trapezoid rule in t = s^2 on the whole real
   line, which converges geometrically for this analytic, Gaussian-decaying integrand (the poles of
@@ -41,6 +42,8 @@ from ._jit import JIT, JIT_PARALLEL, PARALLEL_MIN_SIZE
 ORDERS = (0.5, -0.5, 1.5)
 
 _ETA_LO = -2.0
+# below this the series' second term, e^(2 eta)/2^(j+1), is under 1e-16 of the first: F_j = e^eta
+_ETA_DEEP = -37.0
 _ETA_HI = 40.0
 _N_INTERVALS = 42  # unit intervals on [_ETA_LO, _ETA_HI]
 _DEGREE = 20
@@ -98,6 +101,8 @@ _SOMMERFELD_N = _N_SOMMERFELD
 @njit(**JIT)
 def _fd(eta: float, row: int) -> float:
     """Normalised F_j(eta) for the order in ``ORDERS[row]``."""
+    if eta < _ETA_DEEP:
+        return math.exp(eta)
     if eta < _ETA_LO:
         z = math.exp(eta)
         acc = 0.0
@@ -130,6 +135,9 @@ def fd_half_pair(eta: float):
 
     The Poisson assembly needs both (density and its derivative) at every node.
     """
+    if eta < _ETA_DEEP:
+        z = math.exp(eta)
+        return z, z
     if eta < _ETA_LO:
         z = math.exp(eta)
         a = 0.0
