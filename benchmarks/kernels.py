@@ -10,7 +10,11 @@ import numpy as np
 
 from fastnai._kernels import poisson
 from fastnai._kernels._jit import PARALLEL_MIN_SIZE
-from fastnai._kernels.block_tridiagonal import solve_block_tridiagonal, solve_bordered
+from fastnai._kernels.block_tridiagonal import (
+    solve_block_tridiagonal,
+    solve_bordered,
+    solve_ensemble_bordered,
+)
 from fastnai._kernels.fermi_dirac import fermi_dirac, fermi_dirac_half_inverse
 from fastnai._kernels.tridiagonal import solve_tridiagonal
 
@@ -176,3 +180,41 @@ class TimeBlockTridiagonal:
     def time_bordered(self, n):
         solve_bordered(self.lower, self.diag, self.upper, self.vec, self.vec, self.vec, 1.0, 0.0,
                        self.x, self.blocks, self.small, self.two)
+
+
+class TimeEnsembleBordered:
+    """64 particles x 200 nodes x 3 unknowns sharing one voltage, on 1 and 2 threads.
+
+    The issue's target for the galvanostatic ensemble: wall time at least 1.7x better from 1
+    to 2 threads (compare the two parameters of one run).
+    """
+
+    params = [1, 2]
+    param_names = ["threads"]
+
+    def setup(self, threads):
+        import numba
+
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError("not enough threads on this machine")
+        numba.set_num_threads(threads)
+        rng = _rng()
+        p, n, k = 64, 200, 3
+        self.lower = rng.normal(size=(p, n, k, k))
+        self.upper = rng.normal(size=(p, n, k, k))
+        self.diag = rng.normal(size=(p, n, k, k)) + 10.0 * np.eye(k)
+        self.vectors = rng.normal(size=(3, p, n, k))
+        self.out = np.empty((p, n, k))
+        self.work = (np.empty((p, n, k, k)), np.empty((p, k, k + 2)), np.empty((p, n, k, 2)),
+                     np.empty((p, 2)))
+        self.time_solve(threads)
+
+    def teardown(self, threads):
+        import numba
+
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+    def time_solve(self, threads):
+        r, b, c = self.vectors
+        solve_ensemble_bordered(self.lower, self.diag, self.upper, r, b, c, 100.0, 1.0, self.out,
+                                *self.work)

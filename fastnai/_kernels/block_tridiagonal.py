@@ -12,15 +12,17 @@ Each scalar row is first scaled by the inverse of its largest coefficient (the r
 ion and electron balances differ by tens of orders of magnitude), then the block Thomas
 algorithm runs without pivoting between blocks; the k x k pivots are factorised with partial
 pivoting. Galvanostatic control adds one unknown (the voltage) and one equation (the current),
-a bordered system solved by block elimination with two right-hand sides.
+a bordered system solved by block elimination with two right-hand sides. A galvanostatic
+ensemble of particles shares that one voltage (the currents add up to the applied one): a
+bordered block-diagonal system whose particles are solved in parallel.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit
+from numba import literally, njit, prange
 
-from ._jit import JIT
+from ._jit import JIT, JIT_PARALLEL
 
 
 @njit(**JIT)
@@ -192,4 +194,65 @@ def solve_bordered(lower, diag, upper, rhs, border_column, border_row, corner, r
     for i in range(n):
         for r in range(k):
             out[i, r] = work_two[i, r, 0] - lam * work_two[i, r, 1]
+    return lam
+
+
+@njit(**JIT_PARALLEL)
+def solve_ensemble_bordered(lower, diag, upper, rhs, border_column, border_row, corner,
+                            rhs_corner, out, work_blocks, work_rhs, work_two, dots):
+    """Solve P block-tridiagonal systems coupled through one shared unknown, parallel over P.
+
+        [ T_1            b_1 ] [x_1   ]   [r_1  ]
+        [      ...       ... ] [...   ] = [...  ]
+        [           T_P  b_P ] [x_P   ]   [r_P  ]
+        [ c_1^T ... c_P^T d  ] [lambda]   [r_end]
+
+    Each particle solves T_p [x_r, x_b] = [r_p, b_p] (two right-hand sides) independently;
+    lambda = (r_end - sum_p c_p.x_r,p) / (d - sum_p c_p.x_b,p), the sums taken in particle
+    order after the parallel loop, so the result does not depend on the thread count.
+
+    Parameters
+    ----------
+    lower, diag, upper
+        Blocks, shape (P, n, k, k).
+    rhs, border_column, border_row
+        r, b, c, shape (P, n, k).
+    corner, rhs_corner
+        d and r_end.
+    out
+        x, shape (P, n, k).
+    work_blocks, work_rhs, work_two, dots
+        Scratch: (P, n, k, k), (P, k, k + 2), (P, n, k, 2) and (P, 2).
+
+    Returns
+    -------
+    float
+        lambda (the shared unknown, e.g. the voltage correction).
+    """
+    n_particles, n, k, _ = diag.shape
+    for p in prange(n_particles):
+        for i in range(n):
+            for r in range(k):
+                work_two[p, i, r, 0] = rhs[p, i, r]
+                work_two[p, i, r, 1] = border_column[p, i, r]
+        solve_block_tridiagonal(lower[p], diag[p], upper[p], work_two[p], work_two[p],
+                                work_blocks[p], work_rhs[p])
+        dot_r = 0.0
+        dot_b = 0.0
+        for i in range(n):
+            for r in range(k):
+                dot_r += border_row[p, i, r] * work_two[p, i, r, 0]
+                dot_b += border_row[p, i, r] * work_two[p, i, r, 1]
+        dots[p, 0] = dot_r
+        dots[p, 1] = dot_b
+    sum_r = 0.0
+    sum_b = 0.0
+    for p in range(n_particles):  # fixed order: deterministic whatever the threads
+        sum_r += dots[p, 0]
+        sum_b += dots[p, 1]
+    lam = (rhs_corner - sum_r) / (corner - sum_b)
+    for p in prange(n_particles):
+        for i in range(n):
+            for r in range(k):
+                out[p, i, r] = work_two[p, i, r, 0] - lam * work_two[p, i, r, 1]
     return lam

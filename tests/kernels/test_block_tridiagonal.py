@@ -98,3 +98,47 @@ def test_unsupported_block_size_is_refused():
     with pytest.raises(ValueError, match="block size"):
         solve_block_tridiagonal(blocks, blocks, blocks, np.ones((n, k, 1)), np.empty((n, k, 1)),
                                 np.empty((n, k, k)), np.empty((k, k + 1)))
+
+
+def test_ensemble_bordered_matches_dense_solve_and_is_thread_independent(numba_threads):
+    from fastnai._kernels.block_tridiagonal import solve_ensemble_bordered
+
+    rng = np.random.default_rng(5)
+    n_particles, n, k = 5, 12, 3
+    systems = [random_system(n, k, rng) for _ in range(n_particles)]
+    lower = np.stack([s[0] for s in systems])
+    diag = np.stack([s[1] for s in systems])
+    upper = np.stack([s[2] for s in systems])
+    r, b, c = (rng.normal(size=(n_particles, n, k)) for _ in range(3))
+    d, r_end = 30.0, -2.0
+    out = np.empty((n_particles, n, k))
+    lam = solve_ensemble_bordered(lower, diag, upper, r, b, c, d, r_end, out,
+                                  np.empty((n_particles, n, k, k)),
+                                  np.empty((n_particles, k, k + 2)),
+                                  np.empty((n_particles, n, k, 2)), np.empty((n_particles, 2)))
+    size = n * k
+    dense = np.zeros((n_particles * size + 1, n_particles * size + 1))
+    for p in range(n_particles):
+        sl = slice(p * size, (p + 1) * size)
+        dense[sl, sl] = assemble(lower[p], diag[p], upper[p]).toarray()
+        dense[sl, -1] = b[p].ravel()
+        dense[-1, sl] = c[p].ravel()
+    dense[-1, -1] = d
+    ref = np.linalg.solve(dense, np.concatenate([r.ravel(), [r_end]]))
+    np.testing.assert_allclose(out.ravel(), ref[:-1], rtol=1e-10, atol=1e-12)
+    assert lam == pytest.approx(ref[-1], rel=1e-10)
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        serial = np.empty_like(out)
+        lam_serial = solve_ensemble_bordered(lower, diag, upper, r, b, c, d, r_end, serial,
+                                             np.empty((n_particles, n, k, k)),
+                                             np.empty((n_particles, k, k + 2)),
+                                             np.empty((n_particles, n, k, 2)),
+                                             np.empty((n_particles, 2)))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(out, serial)
+    assert lam == lam_serial
