@@ -17,6 +17,12 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
 
     The data are checked to be finite first (NaN is allowed only in scalar diagnostics that
     are undefined for the case, which carry a ``nan_means`` attribute).
+
+    >>> import tempfile, xarray as xr
+    >>> ds = xr.Dataset({"a": ("x", [1.0, 2.0])})
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_dataset(ds, f"{folder}/out.nc")
+    ...     xr.testing.assert_identical(read_dataset(path), ds)
     """
     path = Path(path)
     for name, var in ds.data_vars.items():

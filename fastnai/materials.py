@@ -207,6 +207,13 @@ def get_material(name: str) -> Material:
     ------
     CaseError
         For an unknown name, with the closest known names.
+
+    Examples
+    --------
+    >>> get_material("TiC")["work_function"].value
+    4.1
+    >>> round(get_material("TiC0.5N0.5")["work_function"].value, 3)
+    4.3
     """
     if name in MATERIALS:
         return MATERIALS[name]

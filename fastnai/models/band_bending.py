@@ -166,7 +166,11 @@ def make_geometry(kind: str, depth: np.ndarray, *, contact_radius: float | None 
 
 
 def effective_density_of_states(mass_ratio: float, temperature: float) -> float:
-    """N = 2 (2 pi m* k T / h^2)^(3/2) [m-3]."""
+    """N = 2 (2 pi m* k T / h^2)^(3/2) [m-3].
+
+    >>> f"{effective_density_of_states(1.0, 300.0):.4g}"  # the free-electron 2.51e19 cm-3
+    '2.509e+25'
+    """
     m = mass_ratio * constants.m_e
     return 2.0 * (2.0 * math.pi * m * constants.k * temperature / constants.h**2) ** 1.5
 
@@ -396,7 +400,15 @@ def to_dataset(case, sol: Solution, wall_time_s: float) -> xr.Dataset:
 
 
 def run(case) -> xr.Dataset:
-    """Solve ``case`` and return the result Dataset (checked finite)."""
+    """Solve ``case`` and return the result Dataset (checked finite).
+
+    >>> from fastnai import load_case
+    >>> ds = run(load_case({"model": {"kind": "band_bending"},
+    ...                     "semiconductor": {"material": "anatase-TiO2"},
+    ...                     "contact": {"material": "TiC"}, "mesh": {"n_nodes": 400}}))
+    >>> f"{float(ds.interface_electron_density) * 1e-6:.3g} cm-3"
+    '1.31e+20 cm-3'
+    """
     start = time.perf_counter()
     sol = solve(case)
     ds = to_dataset(case, sol, time.perf_counter() - start)
@@ -416,6 +428,15 @@ def first_integral_field(case, psi_contact: float, psi_far: float) -> float:
     quadrature of the same space-charge law the solver uses; signed like ``interface_field``
     (positive for accumulation). Exact for the continuous problem on any domain length, since
     it uses the computed far-boundary potential.
+
+    >>> from fastnai import load_case
+    >>> case = load_case({"model": {"kind": "band_bending"},
+    ...                   "semiconductor": {"material": "anatase-TiO2"},
+    ...                   "contact": {"material": "TiC"}})
+    >>> sol = solve(case)
+    >>> exact = first_integral_field(case, sol.psi[0], sol.psi[-1])
+    >>> bool(abs(quantities(sol)["interface_field"] / exact - 1) < 1e-4)
+    True
     """
     from scipy.integrate import quad
 
