@@ -209,6 +209,7 @@ class Solution:
     psi: np.ndarray
     params: np.ndarray
     permittivity: float
+    conductance: np.ndarray  # face conductances eps A / h [F]
     contact: np.ndarray
     bc_type: int
     psi_neutral: float
@@ -286,8 +287,8 @@ def solve(case) -> Solution:
             f"band_bending: Newton did not converge to max|dpsi|/Vt <= {tol:g} in {max_iter} "
             f"iterations (continuation steps: {steps}); try more mesh.n_nodes, a smaller "
             "mesh.min_spacing or solver.max_iterations", history)
-    return Solution(geom, psi, params, eps, contact, bc_type, float(psi_neutral), total, steps,
-                    history)
+    return Solution(geom, psi, params, eps, conductance, contact, bc_type, float(psi_neutral), total,
+                    steps, history)
 
 
 def _width_to_fraction(depth: np.ndarray, profile: np.ndarray, fraction: float) -> float:
@@ -315,10 +316,8 @@ def quantities(sol: Solution) -> dict:
     nd = np.empty(n_nodes)
     nt = np.empty(n_nodes)
     poisson.space_charge_profile(psi, sol.params, rho, n, p, nd, nt)
-    h = np.diff(g.depth)
-    conductance = sol.permittivity * g.face_area / h
     # Gauss's law on the first (half) cell: eps A0 dpsi/dd(0) = G (psi1 - psi0) + rho0 vol0
-    field0 = -(conductance[0] * (psi[1] - psi[0]) + rho[0] * g.volume[0]) / (
+    field0 = -(sol.conductance[0] * (psi[1] - psi[0]) + rho[0] * g.volume[0]) / (
         sol.permittivity * g.contact_area)
     field_depth = np.empty(n_nodes)
     field_depth[0] = field0
