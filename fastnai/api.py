@@ -38,18 +38,13 @@ def run(case: Case | str | Path | Mapping,
     >>> round(float(ds.band_bending), 2)
     0.98
     """
-    if not isinstance(case, Case) or overrides is not None:
-        if isinstance(case, Case):
-            case = load_case(_case_dict(case), overrides)
-        else:
-            case = load_case(case, overrides)
+    if isinstance(case, Case):
+        if overrides is not None:
+            case = case.with_overrides(overrides)
+    else:
+        case = load_case(case, overrides)
     ds = model_module(case.kind).run(case)
     if output is not None:
         write_dataset(ds, output)
     return ds
 
-
-def _case_dict(case: Case) -> dict:
-    import tomllib
-
-    return tomllib.loads(case.to_toml())

@@ -86,6 +86,17 @@ class Case:
                     dois.add(part)
         return sorted(dois)
 
+    def with_overrides(self, overrides: Mapping[str, Any] | Iterable[str]) -> Case:
+        """A new validated case: this one's resolved values with ``overrides`` applied.
+
+        >>> case = load_case({"model": {"kind": "band_bending"},
+        ...                   "semiconductor": {"material": "anatase-TiO2"},
+        ...                   "contact": {"material": "TiC"}})
+        >>> case.with_overrides({"contact.work_function": "4.3 eV"})["contact.work_function"]
+        4.3
+        """
+        return load_case(tomllib.loads(self.to_toml()), overrides)
+
     def to_toml(self) -> str:
         """The resolved case as TOML, bare numbers in the schema units; reads back unchanged.
 

@@ -92,7 +92,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
     rows.append(Row(sys_seed, "band bending", "eV", None, float(ds.band_bending), "computed",
                     "bulk with shallow, fully ionised donors (1e18 cm-3, assumed)"))
     for mass in (0.4, 1.0):
-        dsm = bb.run(load_case(bb._as_dict(case), {"semiconductor.electron_effective_mass": mass}))
+        dsm = bb.run(case.with_overrides({"semiconductor.electron_effective_mass": mass}))
         rows.append(Row(sys_seed, f"interface field with m* = {mass} m0 (literature span)",
                         "V cm-1", 1.03e7, float(dsm.interface_field) * 1e-2, "computed",
                         f"n(0) = {float(dsm.interface_electron_density) * 1e-6:.3g} cm-3"))
@@ -156,7 +156,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
     cs = _case("band_bending_cowley_sze")
     cnl_barrier = cs["semiconductor.band_gap"] - cs["contact.charge_neutrality_level"]
     for dit in (0.0, 1e11, 1e12, 1e13, 1e14, 1e15):
-        c = load_case(bb._as_dict(cs), {"contact.interface_state_density": f"{dit} cm^-2 eV^-1"})
+        c = cs.with_overrides({"contact.interface_state_density": f"{dit} cm^-2 eV^-1"})
         pin = bb.pinning_factor(c)
         rows.append(Row("Cowley-Sze, TiC/N-TiO2, 0.5 nm layer",
                         f"barrier at D_it = {dit:.0e} cm-2 eV-1", "eV", None,
@@ -168,7 +168,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
         # mesh convergence of the interface field: subdividing a fixed grading
         fields = []
         for k in (1, 2, 4, 8):
-            d = bb.run(load_case(bb._as_dict(case), {"mesh.refinement": k}))
+            d = bb.run(case.with_overrides({"mesh.refinement": k}))
             fields.append(float(d.interface_field))
         order = math.log2(abs(fields[1] - fields[0]) / abs(fields[2] - fields[1]))
         order_fine = math.log2(abs(fields[2] - fields[1]) / abs(fields[3] - fields[2]))

@@ -460,10 +460,8 @@ def pinning_factor(case, step: float = 0.02) -> dict:
     1/(1 + (delta/eps_i)(C_it + C_sc)) with C_sc = -dQ_sc/dpsi(0) and C_it = -dQ_it/dpsi(0)
     (= q D_it while E_F is well inside the gap) from the same solves.
     """
-    from ..case import load_case
-
     base = case["contact.work_function"]
-    sols = [solve(load_case(_as_dict(case), {"contact.work_function": base + s}))
+    sols = [solve(case.with_overrides({"contact.work_function": base + s}))
             for s in (-step, step)]
     q = [quantities(s) for s in sols]
     barrier = [x["barrier_height"] for x in q]
@@ -478,8 +476,3 @@ def pinning_factor(case, step: float = 0.02) -> dict:
     return {"S": s_measured, "S_predicted": predicted, "C_sc": c_sc,
             "barrier_height": 0.5 * (barrier[0] + barrier[1])}
 
-
-def _as_dict(case) -> dict:
-    import tomllib
-
-    return tomllib.loads(case.to_toml())

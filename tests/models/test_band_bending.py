@@ -152,8 +152,7 @@ def test_cowley_sze_pinning_factor_tends_to_one_without_states_on_light_doping()
     light = case(semiconductor__electron_affinity="4.0 eV", contact__material="Cu",
                  semiconductor__donor_density="1e15 cm^-3", semiconductor__thickness="5 um",
                  mesh__min_spacing="0.1 nm", contact__interfacial_layer_thickness="0.5 nm")
-    s = [bb.pinning_factor(fastnai.load_case(bb._as_dict(light),
-                                             {"contact.interface_state_density": f"{d} cm^-2 eV^-1"}))
+    s = [bb.pinning_factor(light.with_overrides({"contact.interface_state_density": f"{d} cm^-2 eV^-1"}))
          for d in (0.0, 1e11, 1e12, 1e13)]
     assert s[0]["S"] > 0.98  # C_sc << eps_i / delta
     for item in s:
