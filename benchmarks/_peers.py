@@ -15,8 +15,28 @@ from scipy import constants
 from scipy.linalg import solve_banded
 
 
+class Electrostatics:
+    """Derived constants every peer problem needs; the dataclass supplies ``temperature`` [K]
+    and ``eps_r``."""
+
+    @property
+    def q(self) -> float:
+        """Elementary charge [C]."""
+        return constants.e
+
+    @property
+    def thermal_voltage(self) -> float:
+        """Thermal voltage ``V_t = k T / q`` [V]."""
+        return constants.k * self.temperature / constants.e
+
+    @property
+    def eps(self) -> float:
+        """Absolute permittivity [F/m]."""
+        return self.eps_r * constants.epsilon_0
+
+
 @dataclass(frozen=True)
-class AccumulationProblem:
+class AccumulationProblem(Electrostatics):
     """Boltzmann electron accumulation layer in n-type anatase TiO2 (SI units).
 
     Solves ``eps * psi'' = -q * (N_D - n)`` with ``n = N_C * exp(psi / V_t)`` on
@@ -50,21 +70,6 @@ class AccumulationProblem:
     length: float = 100e-9
     newton_tol: float = 1e-10
     max_iter: int = 100
-
-    @property
-    def q(self) -> float:
-        """Elementary charge [C]."""
-        return constants.e
-
-    @property
-    def thermal_voltage(self) -> float:
-        """Thermal voltage ``V_t = k T / q`` [V]."""
-        return constants.k * self.temperature / constants.e
-
-    @property
-    def eps(self) -> float:
-        """Absolute permittivity [F/m]."""
-        return self.eps_r * constants.epsilon_0
 
     @property
     def n_c(self) -> float:

@@ -42,13 +42,14 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import constants
 from scipy.sparse import csc_matrix
 from scipy.sparse.linalg import splu
 
+from ._peers import Electrostatics
+
 
 @dataclass(frozen=True)
-class DDProblem:
+class DDProblem(Electrostatics):
     """Electrons plus one mobile +1 ion species in a 1D mixed conductor (SI units).
 
     The fixed charges are ionised donors ``N_D`` and a fixed negative background ``N_A`` equal to
@@ -106,21 +107,6 @@ class DDProblem:
     step_voltage: float = 0.5
     newton_rtol: float = 1e-10
     max_iter: int = 30
-
-    @property
-    def q(self) -> float:
-        """Elementary charge [C]."""
-        return constants.e
-
-    @property
-    def thermal_voltage(self) -> float:
-        """Thermal voltage ``V_t = k T / q`` [V]."""
-        return constants.k * self.temperature / constants.e
-
-    @property
-    def eps(self) -> float:
-        """Absolute permittivity [F/m]."""
-        return self.eps_r * constants.epsilon_0
 
     @property
     def electron_diffusivity(self) -> float:

@@ -17,6 +17,9 @@ from fastnai._kernels.block_tridiagonal import (
 )
 from fastnai._kernels.fermi_dirac import fermi_dirac, fermi_dirac_half_inverse
 from fastnai._kernels.tridiagonal import solve_tridiagonal
+from fastnai.case import load_case
+from fastnai.mesh import graded_mesh
+from fastnai.models import band_bending
 
 SIZES = [1_000, 100_000]
 SEED = 20240611
@@ -71,27 +74,28 @@ class TimeTridiagonal:
 
 
 def _accumulation_arrays(n: int, statistics: int):
-    """A uniform 100 nm planar mesh of TiO2-like Poisson data, psi from the contact inward."""
+    """Arrays of the seed TiC/TiO2 case on a uniform 100 nm mesh, built by the model itself.
+
+    Returns psi (an accumulation-layer guess, contact first), face conductances, dual-cell
+    volumes and the space-charge parameter vector.
+    """
     length = 100e-9
-    eps = 40.0 * 8.8541878128e-12
-    h = length / (n - 1)
-    conductance = np.full(n - 1, eps / h)
-    volume = np.full(n, h)
-    volume[0] = volume[-1] = 0.5 * h
-    params = np.zeros(poisson.N_PARAMS)
-    params[poisson.P_VT] = 0.025693
-    params[poisson.P_NC] = 7.2e23
-    params[poisson.P_NV] = 2.5e25
-    params[poisson.P_EG] = 3.2
-    params[poisson.P_ND] = 1e24
-    params[poisson.P_GD] = 2.0
-    params[poisson.P_GT] = 1.0
-    params[poisson.P_STATISTICS] = statistics
-    params[poisson.P_HOLES] = 1.0
+    case = load_case({
+        "model": {"kind": "band_bending"},
+        "semiconductor": {"material": "anatase-TiO2", "thickness": length,
+                          "statistics": ("boltzmann" if statistics == poisson.STATISTICS_BOLTZMANN
+                                         else "fermi-dirac")},
+        "contact": {"material": "TiC"},
+        "mesh": {"n_nodes": n, "min_spacing": length / (n - 1)},  # uniform
+    })
+    params = band_bending.charge_parameters(case)
+    depth = graded_mesh(length, n, length / (n - 1))
+    geometry = band_bending.make_geometry("planar", depth)
+    eps = case["semiconductor.relative_permittivity"] * 8.8541878128e-12
+    conductance = eps * geometry.face_area / np.diff(depth)
     psi_bulk = poisson.neutral_potential(params)
-    depth = np.linspace(0.0, length, n)
     psi = psi_bulk + 0.2 * np.exp(-depth / 4e-9)
-    return psi, conductance, volume, params
+    return psi, conductance, geometry.volume, params
 
 
 class TimePoissonAssembly:
