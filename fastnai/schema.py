@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 QUANTITY = "quantity"  # a number in `unit`, or a string with units of the same dimension
@@ -56,7 +56,6 @@ class Key:
     material_property: str | None = None
     doc: str = ""
     source: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def section(self) -> str:
