@@ -22,9 +22,10 @@ from types import MappingProxyType
 from typing import Any
 
 from . import schema
+from ._version import version as _version
 from .errors import CaseError
 from .materials import get_material
-from .models import MODEL_KINDS, model_module
+from .models import MODEL_KINDS, PLANNED_KINDS, model_module
 
 __all__ = ["Case", "load_case", "parse_overrides"]
 
@@ -346,6 +347,9 @@ def load_case(source: str | Path | Mapping,
         raise CaseError("model.kind is required: a [model] table with kind = one of "
                         + ", ".join(repr(k) for k in MODEL_KINDS))
     kind = model["kind"]
+    if kind in PLANNED_KINDS:
+        raise CaseError(f"model.kind = {kind!r}: this model is planned but not part of fastnai "
+                        f"{_version}; available: " + ", ".join(repr(k) for k in MODEL_KINDS))
     if kind not in MODEL_KINDS:
         hint = _suggest(kind, MODEL_KINDS) if isinstance(kind, str) else ""
         raise CaseError(f"model.kind = {kind!r}: expected one of "

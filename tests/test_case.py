@@ -487,3 +487,8 @@ def test_pathological_power_in_unit_string_fails_fast():
 def test_decimal_comma_is_a_case_error_not_a_tenfold_value(key, text):
     message = case_error(MINIMAL, {key: text, "mesh.n_nodes": 10})
     assert key in message and "','" in message
+
+
+def test_planned_model_kind_is_a_clear_case_error():
+    message = case_error({"model": {"kind": "drift_diffusion"}})
+    assert "planned" in message and "band_bending" in message
