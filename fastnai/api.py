@@ -10,6 +10,7 @@ from typing import Any
 import xarray as xr
 
 from .case import Case, load_case
+from .errors import CaseError
 from .io import write_dataset
 from .models import model_module
 
@@ -18,7 +19,8 @@ __all__ = ["load_case", "run"]
 
 def run(case: Case | str | Path | Mapping,
         overrides: Mapping[str, Any] | Iterable[str] | None = None, *,
-        output: str | os.PathLike | None = None) -> xr.Dataset:
+        output: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: float = 600.0, resume: bool = False) -> xr.Dataset:
     """Run a case and return its result Dataset (SI units, provenance in ``attrs``).
 
     Parameters
@@ -29,6 +31,10 @@ def run(case: Case | str | Path | Mapping,
         ``{"section.key": value}`` or ``["section.key=value"]``, applied after the case.
     output
         If given, the Dataset is also written there as netCDF (atomically).
+    checkpoint, checkpoint_every, resume
+        Time-dependent models: checkpoint file, wall-time interval between checkpoints [s]
+        (SIGTERM also writes one and raises :class:`~fastnai.errors.Interrupted`), and
+        whether to continue from the checkpoint.
 
     Examples
     --------
@@ -43,7 +49,15 @@ def run(case: Case | str | Path | Mapping,
             case = case.with_overrides(overrides)
     else:
         case = load_case(case, overrides)
-    ds = model_module(case.kind).run(case)
+    module = model_module(case.kind)
+    if checkpoint is not None or resume:
+        if not getattr(module, "TIME_DEPENDENT", False):
+            raise CaseError(f"{case.kind} is a steady model: checkpoints and --resume apply to "
+                            "time-dependent models only")
+        ds = module.run(case, checkpoint=None if checkpoint is None else str(checkpoint),
+                        checkpoint_every=checkpoint_every, resume=resume)
+    else:
+        ds = module.run(case)
     if output is not None:
         write_dataset(ds, output)
     return ds

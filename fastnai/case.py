@@ -16,7 +16,7 @@ import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -52,14 +52,20 @@ class Case:
         Dotted key -> value, every key of the model's schema (``None`` where unset).
     origin
         Dotted key -> where the value came from: "default", "material NAME", "case", "override".
+    tables
+        Arrays of tables (``[[protocol]]``): name -> tuple of read-only dicts, every entry's keys
+        resolved to SI with the defaults of its ``step`` kind.
     """
 
     kind: str
     values: Mapping[str, Any]
     origin: Mapping[str, str]
+    tables: Mapping[str, tuple] = field(default_factory=lambda: MappingProxyType({}))
 
     def __getitem__(self, key: str) -> Any:
         try:
+            if key in self.tables:
+                return self.tables[key]
             return self.values[key]
         except KeyError:
             raise KeyError(f"{key!r} is not a key of a {self.kind} case") from None
@@ -119,6 +125,17 @@ class Case:
         blocks = []
         for section, lines in sections.items():
             blocks.append(f"[{section}]\n" + "\n".join(lines))
+        arrays = getattr(model_module(self.kind), "TABLE_ARRAYS", {})
+        for name, entries in self.tables.items():
+            for entry in entries:
+                schema_keys = arrays[name][entry["step"]]
+                lines = [f'step = {_toml_value(entry["step"])}']
+                for leaf, value in entry.items():
+                    if leaf == "step" or value is None:
+                        continue
+                    unit = schema_keys[leaf].unit
+                    lines.append(f"{leaf} = {_toml_value(value)}" + (f"  # [{unit}]" if unit else ""))
+                blocks.append(f"[[{name}]]\n" + "\n".join(lines))
         return "\n\n".join(blocks) + "\n"
 
 
@@ -129,6 +146,8 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -195,6 +214,17 @@ def coerce(key: schema.Key, value: Any) -> Any:
     """Convert one raw value to the key's SI value, or raise CaseError."""
     text = repr(value)
     where = f"{key.name} = {text if len(text) <= 60 else text[:40] + '...'}"
+    if key.kind == schema.QUANTITY_LIST:
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 1000:
+            raise CaseError(f"{where}: expected {key.describe_range()}")
+        out = []
+        for k, item in enumerate(value):
+            number = _quantity(key, item, f"{key.name}[{k}] = {item!r}")
+            if not key.in_range(number):
+                raise CaseError(f"{key.name}[{k}] = {item!r}: out of range, expected "
+                                + key.describe_range().split("each ", 1)[1])
+            out.append(number)
+        return tuple(out)
     if key.kind == schema.QUANTITY:
         number = _quantity(key, value, where)
     elif key.kind == schema.NUMBER:
@@ -310,6 +340,66 @@ def _quantity(key: schema.Key, value: Any, where: str) -> float:
     return float(f"{magnitude:.15g}") if math.isfinite(magnitude) else magnitude
 
 
+_TABLE_KEY = re.compile(r"^(\w+)\.(\d+)\.(\w+)$")  # protocol.1.c_rate: entry 1 of [[protocol]]
+
+
+def _load_table_array(name: str, raw: Any, kinds: Mapping[str, Mapping[str, schema.Key]],
+                      overrides: Mapping[tuple[str, int, str], Any]) -> tuple:
+    """Validate an array of tables (``[[protocol]]``): each entry names its ``step`` kind, whose
+    keys give types, units, defaults and ranges. ``overrides`` maps (name, index, leaf) -> value."""
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list) or not all(isinstance(e, Mapping) for e in raw):
+        raise CaseError(f"{name}: expected an array of tables, [[{name}]] blocks")
+    entries = [dict(e) for e in raw]
+    for (table, index, leaf), value in overrides.items():
+        if table != name:
+            continue
+        if not 0 <= index < len(entries):
+            raise CaseError(f"override {name}.{index}.{leaf}: the case has {len(entries)} "
+                            f"[[{name}]] entries (numbered from 0)")
+        entries[index][leaf] = value
+    out = []
+    for index, entry in enumerate(entries):
+        where = f"{name}[{index}]"
+        step = entry.get("step")
+        if not isinstance(step, str) or step not in kinds:
+            raise CaseError(f"{where}.step = {step!r}: expected one of "
+                            + ", ".join(repr(k) for k in kinds)
+                            + (_suggest(step, kinds) if isinstance(step, str) else ""))
+        keys = kinds[step]
+        resolved: dict[str, Any] = {"step": step}
+        for leaf, key in keys.items():
+            resolved[leaf] = key.default
+        for leaf, value in entry.items():
+            if leaf == "step":
+                continue
+            if leaf not in keys:
+                raise CaseError(f"{where}: unknown key {leaf!r} for a {step!r} step"
+                                + _suggest(leaf, keys) + "; keys are " + ", ".join(keys))
+            key = keys[leaf]
+            try:
+                resolved[leaf] = coerce(key, value)
+            except CaseError as exc:
+                raise CaseError(f"{where}: {exc}") from None
+        for leaf, key in keys.items():
+            if key.required and resolved[leaf] is None:
+                raise CaseError(f"{where}: {leaf} is required for a {step!r} step "
+                                f"({key.doc}; expected {key.describe_range()})")
+        out.append(MappingProxyType(resolved))
+    return tuple(out)
+
+
+def _material_value(prop, key: schema.Key) -> float:
+    """A material property in the key's unit (the database keeps the unit it was sourced in)."""
+    value = float(prop.value)
+    if key.unit is None or prop.unit in ("1", key.unit):
+        return value
+    ureg = unit_registry()
+    converted = ureg.Quantity(value, prop.unit).to(key.unit).magnitude
+    return float(f"{converted:.15g}")
+
+
 def load_case(source: str | Path | Mapping,
               overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Case:
     """Read, layer and validate a case.
@@ -356,12 +446,21 @@ def load_case(source: str | Path | Mapping,
                         + ", ".join(repr(k) for k in MODEL_KINDS) + hint)
     module = model_module(kind)
     keys: dict[str, schema.Key] = module.KEYS
+    arrays = getattr(module, "TABLE_ARRAYS", {})
+    raw_tables = {name: raw.pop(name) for name in arrays if name in raw}
     given = _flatten(raw)
     if overrides is not None:
         if not isinstance(overrides, Mapping):
             overrides = parse_overrides(overrides)
     else:
         overrides = {}
+    table_overrides = {}
+    for name in list(overrides):
+        match = _TABLE_KEY.match(name) if isinstance(name, str) else None
+        if match and match.group(1) in arrays:
+            table_overrides[(match.group(1), int(match.group(2)), match.group(3))] = overrides[name]
+    overrides = {k: v for k, v in overrides.items() if not (isinstance(k, str) and _TABLE_KEY.match(k)
+                                                            and _TABLE_KEY.match(k).group(1) in arrays)}
     for name in list(given) + list(overrides):
         if not isinstance(name, str) or name not in keys:
             sections = {k.section for k in keys.values()}
@@ -390,7 +489,7 @@ def load_case(source: str | Path | Mapping,
             raise CaseError(f"{section}.material = {mname!r}: {exc}") from None
         for name, key in keys.items():
             if key.section == section and key.material_property in material.properties:
-                values[name] = float(material[key.material_property].value)
+                values[name] = _material_value(material[key.material_property], key)
                 origin[name] = f"material {mname}"
     for name, value in given.items():
         values[name] = coerce(keys[name], value)
@@ -403,6 +502,8 @@ def load_case(source: str | Path | Mapping,
             via = (f" (or name a material in {key.section}.material that supplies it)"
                    if key.material_property else "")
             raise CaseError(f"{name} is required: expected {key.describe_range()}{via}")
-    case = Case(kind, MappingProxyType(values), MappingProxyType(origin))
+    tables = {name: _load_table_array(name, raw_tables.get(name), arrays[name], table_overrides)
+              for name in arrays}
+    case = Case(kind, MappingProxyType(values), MappingProxyType(origin), MappingProxyType(tables))
     module.validate(case)
     return case

@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a case key, e.g. --set semiconductor.donor_density='1e19 cm^-3'")
     run.add_argument("--threads", type=int, help="Numba threads (default: NUMBA_NUM_THREADS or all)")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    run.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                     help="write a checkpoint every SECONDS of wall time (time-dependent models); "
+                          "SIGTERM then writes one and exits with status 4")
+    run.add_argument("--checkpoint", metavar="FILE",
+                     help="checkpoint file (default: OUTPUT stem + .ckpt.npz)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the checkpoint; ends at the uninterrupted run's state")
 
     val = sub.add_parser("validate",
                          help="run the validation cases and print the paper-vs-fastnai table")
@@ -65,7 +72,14 @@ def _cmd_run(args) -> int:
     case = load_case(args.case, args.overrides)  # every input error surfaces here, before work
     _set_threads(args.threads)
     output = Path(args.output) if args.output else Path(Path(args.case).stem + ".nc")
-    ds = api.run(case, output=output)
+    checkpoint = None
+    if args.checkpoint_every is not None or args.resume or args.checkpoint:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else output.with_suffix(".ckpt.npz")
+    if args.resume and not checkpoint.is_file():
+        raise CaseError(f"--resume: checkpoint {str(checkpoint)!r} does not exist")
+    ds = api.run(case, output=output, checkpoint=checkpoint,
+                 checkpoint_every=args.checkpoint_every if args.checkpoint_every is not None
+                 else 600.0, resume=args.resume)
     if not args.quiet:
         print(f"{case.kind}: wrote {output} ({ds.attrs['wall_time_s']:.3g} s)")
         for name, var in ds.data_vars.items():

@@ -12,6 +12,7 @@ INTEGER = "integer"
 CHOICE = "choice"  # one of `choices`
 STRING = "string"
 BOOLEAN = "boolean"
+QUANTITY_LIST = "quantity list"  # a non-empty list of quantities in `unit`
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class Key:
             return "true or false"
         if self.kind == STRING:
             return "a string"
+        if self.kind == QUANTITY_LIST:
+            inner = Key(self.name, QUANTITY, unit=self.unit, minimum=self.minimum,
+                        maximum=self.maximum, exclusive_minimum=self.exclusive_minimum)
+            return "a list of 1 to 1000 values, each " + inner.describe_range()
         lo = self.minimum
         hi = self.maximum
         unit = f" {self.unit}" if self.unit else ""
@@ -110,6 +115,8 @@ def schema_table(keys: dict[str, Key]) -> str:
                 default += " / from material"
         elif isinstance(key.default, float):
             default = _fmt(key.default)
+        elif isinstance(key.default, tuple):
+            default = "[" + ", ".join(_fmt(v) for v in key.default) + "]"
         else:
             default = str(key.default)
         meaning = key.doc + (f" ({key.source})" if key.source else "")

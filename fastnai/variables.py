@@ -51,11 +51,46 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "effective_density_of_states_conduction": ((), "m-3", "N_C"),
         "effective_density_of_states_valence": ((), "m-3", "N_V"),
     },
+    "drift_diffusion": {
+        "voltage": (("t",), "V", "electrode voltage vs Na+/Na (Fermi level of the contact)"),
+        "cell_voltage": (("t",), "V", "voltage with the series resistance, V + j R_s"),
+        "current_density": (("t",), "A m-2",
+                            "current per electrolyte-interface area, anodic (Na extraction) "
+                            "positive"),
+        "specific_capacity": (("t",), "mA h g-1", "Na inserted since the start, from the state"),
+        "na_inventory": (("t",), "mol m-2",
+                         "Na in the electrode from the state (mol m-2 of slab; mol per "
+                         "particle set in spheres, the units attribute says which)"),
+        "protocol_step": (("t",), "1", "index of the [[protocol]] entry (-1: initial equilibrium)"),
+        "c_Na": (("t_profile", "space"), "m-3", "Na+ number density"),
+        "theta": (("t_profile", "space"), "1", "site fraction c / c_max"),
+        "n": (("t_profile", "space"), "m-3", "conduction-band electron density"),
+        "n_trapped": (("t_profile", "space"), "m-3", "electrons on Ti3+ traps"),
+        "potential": (("t_profile", "space"), "V", "electrostatic potential (E_C = -q psi)"),
+        "electric_field": (("t_profile", "space"), "V m-1", "electric field along the coordinate"),
+        "depth": (("space",), "m", "distance from the metal contact"),
+        "particle_current": (("particle", "t"), "A",
+                             "current of each particle, anodic positive (ensembles)"),
+        "particle_radius": (("particle",), "m", "outer radius of each particle (ensembles)"),
+        "cv_voltage": (("scan_rate", "sample"), "V", "CV: electrode voltage along the sweep"),
+        "cv_current_density": (("scan_rate", "sample"), "A m-2",
+                               "CV: current density along the sweep, anodic positive"),
+        "cv_time": (("scan_rate", "sample"), "s", "CV: time since the start of the sweep"),
+        "hop_distance": ((), "m", "Na+ hop distance a"),
+        "jump_diffusivity": ((), "m2 s-1", "Na+ jump diffusivity D0 at the model temperature"),
+        "site_density": ((), "m-3", "Na site density c_max"),
+        "one_c_current_density": ((), "A m-2", "current density of 1C"),
+    },
 }
 
 COORDINATES = {
     "x": ("m", "distance from the interface into the semiconductor"),
     "r": ("m", "radial distance from the centre of the particle or dot"),
+    "t": ("s", "time"),
+    "t_profile": ("s", "time of the stored profiles"),
+    "scan_rate": ("V s-1", "CV scan rate"),
+    "particle": ("1", "particle index of the ensemble"),
+    "sample": ("1", "sample index along the CV sweep (uniform in voltage)"),
 }
 
 

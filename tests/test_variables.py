@@ -120,7 +120,16 @@ EXPECTED_DIMENSION = {
     "A s m-3": "coulomb / meter ** 3",
     "A s m-2": "coulomb / meter ** 2",
     "1": "dimensionless",
+    "s": "second",
+    "V s-1": "volt / second",
+    "A m-2": "ampere / meter ** 2",
+    "A": "ampere",
+    "mA h g-1": "coulomb / kilogram",
+    "mol m-2": "mole / meter ** 2",
+    "m2 s-1": "meter ** 2 / second",
 }
+
+
 @pytest.mark.parametrize("units", list(EXPECTED_DIMENSION))
 def test_units_have_the_intended_dimension_in_the_cf_xarray_registry(units):
     ureg = cf_xarray.units.units
@@ -128,7 +137,8 @@ def test_units_have_the_intended_dimension_in_the_cf_xarray_registry(units):
 
 
 def test_dimension_table_covers_every_unit_used():
-    used = {u for _, u, _ in VARIABLES["band_bending"].values()} | {u for u, _ in COORDINATES.values()}
+    used = {u for table in VARIABLES.values() for _, u, _ in table.values()}
+    used |= {u for u, _ in COORDINATES.values()}
     assert used <= set(EXPECTED_DIMENSION)
 
 
