@@ -15,6 +15,8 @@ def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
     model = ds.attrs.get("model")
     if model == "band_bending":
         return band_diagram(ds, path)
+    if model == "drift_diffusion":
+        return electrode_figure(ds, path)
     raise FastnaiError(f"no plot is defined for model {model!r}")
 
 
@@ -56,6 +58,65 @@ def band_diagram(ds: xr.Dataset, path: str | Path) -> Path:
         ax.set_xscale("symlog", linthresh=0.1, linscale=0.5)
         ax.set_xlim(0.0, depth_nm[-1])
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
+    """drift_diffusion: the CV family (when the run has a scan_rate dimension) or the voltage vs
+    specific-capacity curve, and theta, potential and field profiles near the junction at the
+    stored times (distance from the contact on a symlog axis).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_profiles = "theta" in ds
+    fig, axes = plt.subplots(1 + has_profiles * 3, 1, figsize=(6.4, 3.0 + 6.0 * has_profiles))
+    axes = np.atleast_1d(axes)
+    ax = axes[0]
+    if "scan_rate" in ds.dims:
+        cmap = plt.get_cmap("viridis")
+        for k, rate in enumerate(ds.scan_rate.values):
+            ax.plot(ds.cv_voltage[k], ds.cv_current_density[k] / rate,
+                    color=cmap(k / max(1, ds.scan_rate.size - 1)), label=f"{rate * 1e3:g} mV/s")
+        ax.set_xlabel("voltage vs Na$^+$/Na (V)")
+        ax.set_ylabel("j / v (A m$^{-2}$ / (V s$^{-1}$))")
+        ax.legend(frameon=False, fontsize=7)
+        ax.set_title("CV family (anodic positive); j/v collapses in the thin-layer regime",
+                     fontsize=9)
+    else:
+        ax.plot(ds.specific_capacity, ds.cell_voltage, color="k")
+        ax.set_xlabel("Na inserted (mA h g$^{-1}$)")
+        ax.set_ylabel("cell voltage (V)")
+        ax.set_title("voltage vs capacity", fontsize=9)
+    ax.grid(alpha=0.3)
+    if has_profiles:
+        depth_nm = ds["depth"].values * 1e9
+        order = np.argsort(depth_nm)
+        times = ds.t_profile.values
+        picks = np.unique(np.linspace(0, times.size - 1, min(6, times.size)).astype(int))
+        cmap = plt.get_cmap("plasma")
+        for j, k in enumerate(picks):
+            color = cmap(j / max(1, picks.size - 1))
+            label = f"t = {times[k]:.3g} s"
+            axes[1].semilogy(depth_nm[order], np.maximum(ds.theta[k].values[order], 1e-30),
+                             color=color, label=label)
+            axes[2].plot(depth_nm[order], ds.potential[k].values[order], color=color)
+            axes[3].plot(depth_nm[order], ds.electric_field[k].values[order] * 1e-9, color=color)
+        axes[1].set_ylabel(r"$\theta$")
+        axes[1].legend(frameon=False, fontsize=7)
+        axes[2].set_ylabel("potential (V)")
+        axes[3].set_ylabel("field (V nm$^{-1}$)")
+        axes[3].set_xlabel("distance from the contact (nm)")
+        for a in axes[1:]:
+            a.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+            a.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

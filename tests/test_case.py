@@ -252,7 +252,7 @@ def test_to_toml_round_trip_of_dict_case_with_overrides(tmp_path):
 def test_every_case_file_loads():
     assert CASE_FILES, "no case files found"
     for path in CASE_FILES:
-        assert load_case(path).kind == "band_bending"
+        assert load_case(path).kind == path.stem.split("_", 2)[0] + "_" + path.stem.split("_", 2)[1]
 
 
 # ---------------------------------------------------------------------------------------------

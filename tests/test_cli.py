@@ -186,7 +186,9 @@ def test_validate_prints_the_table_and_writes_csv_and_netcdf(tmp_path, capsys):
     results = sorted(tmp_path.glob("*.nc"))
     assert results
     for path in results:
-        assert read_dataset(path).attrs["model"] == "band_bending"
+        assert read_dataset(path).attrs["model"] == path.stem.split("_", 2)[0] + "_" + \
+            path.stem.split("_", 2)[1]
+    assert "apparent-D ratio" in out and "b-value" in out
 
 
 def test_plot_writes_a_png(result_file, tmp_path, capsys):
@@ -254,3 +256,11 @@ def test_second_run_of_a_case_loads_every_kernel_from_the_numba_cache(tmp_path):
     assert "data loaded" in second
     xr.testing.assert_identical(read_dataset(tmp_path / "1.nc").drop_attrs(deep=False),
                                 read_dataset(tmp_path / "2.nc").drop_attrs(deep=False))
+
+
+def test_plot_of_a_drift_diffusion_run_writes_the_voltage_and_profile_figure(tmp_path):
+    case = Path(__file__).resolve().parents[1] / "cases" / "drift_diffusion_ticn_tio2_discharge.toml"
+    out = tmp_path / "dis.nc"
+    assert main(["run", str(case), "-o", str(out), "-q"]) == 0
+    assert main(["plot", str(out), "-o", str(tmp_path / "dis.png")]) == 0
+    assert (tmp_path / "dis.png").stat().st_size > 10_000

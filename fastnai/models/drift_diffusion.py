@@ -152,7 +152,9 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="hopping barrier inside the layers (default: the bulk's)"),
     K("structure.layer_donor_density", Q, None, "m^-3", 0.0, 1e29,
       doc="donor density inside the layers (default: the bulk's)"),
-    K("mesh.n_nodes", schema.INTEGER, 300, None, 5, 2_000_000, doc="nodes per particle or slab"),
+    K("mesh.n_nodes", schema.INTEGER, 300, None, 5, 2_000_000,
+      doc="nodes per particle or slab, at most one per mesh.min_spacing (fewer are used when the "
+          "domain is short)"),
     K("mesh.min_spacing", Q, None, "m", 1e-14, 1e-2,
       doc="first cell at the contact; default the hop distance, where the Na+ flux is exact "
           "lattice hopping (finer cells resolve electrons but the continuum ion flux is not valid "
@@ -310,9 +312,21 @@ class _CaseView:
 
 
 def min_spacing(case, length: float) -> float:
-    """First cell at the contact: mesh.min_spacing (default the hop distance), at most uniform."""
+    """First cell at the contact: mesh.min_spacing (default the hop distance)."""
     h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
-    return min(h0, length / (case["mesh.n_nodes"] - 1))
+    return min(h0, length / (base_nodes(case) - 1))
+
+
+def base_nodes(case) -> int:
+    """Base nodes per particle: mesh.n_nodes, but never so many that a cell is finer than
+    mesh.min_spacing (default one hop; the shortest domain of an ensemble decides)."""
+    h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
+    core = case["contact.radius"] if case["model.geometry"] == "core-shell" else 0.0
+    if case["ensemble.n_particles"] > 1:
+        shortest = case["ensemble.radius_min"] - core
+    else:
+        shortest = case["semiconductor.thickness"]
+    return max(3, min(case["mesh.n_nodes"], int(shortest / h0 * (1 + 1e-9)) + 1))
 
 
 def build(case) -> Setup:
@@ -346,7 +360,7 @@ def build(case) -> Setup:
     for r in range(2):
         kdd.build_level_table(params[r], c_max, TABLE_L0, TABLE_DL, tables[r])
 
-    n = case["mesh.n_nodes"] * case["mesh.refinement"] - case["mesh.refinement"] + 1
+    n = (base_nodes(case) - 1) * case["mesh.refinement"] + 1
     arrays = {k: np.empty((n_p, n)) for k in ("depth", "coord", "vol", "site")}
     faces = {k: np.empty((n_p, n - 1)) for k in ("area", "h", "g", "d0")}
     region = np.zeros((n_p, n), dtype=np.int64)
@@ -359,7 +373,7 @@ def build(case) -> Setup:
     name = "x"
     for p in range(n_p):
         length = radii[p] - (case["contact.radius"] if geometry == "core-shell" else 0.0)
-        depth = graded_mesh(length, case["mesh.n_nodes"], min_spacing(case, length),
+        depth = graded_mesh(length, base_nodes(case), min_spacing(case, length),
                             case["mesh.refinement"])
         geom = bb.make_geometry(kind, depth, contact_radius=case["contact.radius"])
         name = geom.name
@@ -731,7 +745,7 @@ def _band_bending_view(s: Setup, p: int) -> _CaseView:
     length = float(s.depth[p, -1])
     return _CaseView(case, {
         "model.geometry": geometry, "semiconductor.thickness": length,
-        "mesh.min_spacing": min_spacing(case, length),
+        "mesh.min_spacing": min_spacing(case, length), "mesh.n_nodes": base_nodes(case),
         "contact.interfacial_layer_thickness": 0.0, "contact.interface_state_density": 0.0,
         "contact.charge_neutrality_level": 0.0, "contact.interfacial_layer_permittivity": 1.0,
         "solver.tolerance": 1e-10, "solver.max_iterations": 200, "solver.continuation": True,
