@@ -12,11 +12,19 @@ whole function. fastnai's time is always the whole ``band_bending.solve``, which
 the mesh, its geometry and the neutral potential. The issue's targets (at 1e5 nodes,
 DEVSIM/fastnai >= 30 and FiPy/fastnai >= 40) are judged on the stricter ``solve`` ratio;
 ``--check`` makes the exit status 1 when one is missed.
+
+``--model drift_diffusion`` reports the drift_diffusion model instead (``drift_diffusion.py``):
+one implicit step at each size and physics, its parts, the per-step ratio to DEVSIM on
+``_peers_dd``'s transient (target >= 20 at 1e4 nodes), the 64-particle ensemble on 1 and 2
+threads (target >= 1.7) and, with ``--cv``, the CV sweeps::
+
+    python benchmarks/compare_report.py --model drift_diffusion [--sizes 1000 10000] [--cv]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -110,11 +118,152 @@ def report(rows: list[dict]) -> bool:
     return ok
 
 
+DD_TARGETS = {"devsim": 20.0, "threads": 1.7}  # DEVSIM step / fastnai step; 1 / 2 threads
+DD_TARGET_SIZE = 10_000
+
+
+def _interleaved_min(funcs: dict, rounds: int, repeat: int) -> dict:
+    """Minimum wall time of each callable over ``rounds`` interleaved rounds of ``repeat``."""
+    from benchmarks import compare
+
+    best = dict.fromkeys(funcs, math.inf)
+    for _ in range(rounds):
+        for name, func in funcs.items():
+            best[name] = min(best[name], compare.min_time(func, repeat)[0])
+    return best
+
+
+def measure_dd(sizes, rounds: int, cv: bool) -> bool:
+    """Measure and print the drift_diffusion figures; True when the measured targets are met."""
+    import numba
+
+    from benchmarks import compare
+    from benchmarks import drift_diffusion as bdd
+    from fastnai.models import drift_diffusion as dd
+
+    ok = True
+    print("\n1. One BDF1 step (Cell.solve_step, dt = 1 ms), 5 um TiO2 slab; min of interleaved "
+          "rounds")
+    print(f"{'nodes':>7} {'physics':<15} {'control':<15} {'its':>4} {'step [ms]':>10} "
+          f"{'ns/node/it':>11}")
+    steps = {}
+    for n_nodes in sizes:
+        problems = {}
+        for physics in bdd.PHYSICS:
+            for control in bdd.CONTROLS:
+                try:
+                    problem = bdd.slab_step_problem(n_nodes, physics, control)
+                except NotImplementedError as exc:
+                    print(f"{n_nodes:>7} {physics:<15} {control:<15} skipped: {exc}")
+                    continue
+                its = bdd.checked_step(problem, f"{physics} {control}")
+                problems[(physics, control)] = (problem, its)
+        repeat = max(3, 30_000 // n_nodes)
+        best = _interleaved_min({key: pr.step for key, (pr, _) in problems.items()}, 2 * rounds,
+                                repeat)
+        for (physics, control), (_, its) in problems.items():
+            t = best[(physics, control)]
+            steps[(n_nodes, physics, control)] = (t, its)
+            print(f"{n_nodes:>7} {physics:<15} {control:<15} {its:>4} {1e3 * t:>10.3f} "
+                  f"{1e9 * t / n_nodes / its:>11.0f}")
+
+    print("\n2. Parts of the potentiostatic step (min of interleaved rounds) [ms]")
+    parts = ("assemble", "block_solve", "unknowns_from_state", "state_from_unknowns")
+    print(f"{'nodes':>7} {'physics':<15} " + " ".join(f"{p:>20}" for p in parts)
+          + f" {'its':>4} {'sum':>8} {'step':>8}")
+    for n_nodes in sizes:
+        for physics in bdd.PHYSICS:
+            bench = bdd.TimeStepParts()
+            bench.setup(n_nodes, physics)
+            funcs = {p: functools.partial(getattr(bench, f"time_{p}"), n_nodes, physics)
+                     for p in parts}
+            best = _interleaved_min(funcs, 2 * rounds, max(3, 30_000 // n_nodes))
+            t_step, its = steps[(n_nodes, physics, "potentiostatic")]
+            total = ((its + 1) * best["assemble"] + its * best["block_solve"]
+                     + best["unknowns_from_state"] + best["state_from_unknowns"])
+            print(f"{n_nodes:>7} {physics:<15} "
+                  + " ".join(f"{1e3 * best[p]:>20.3f}" for p in parts)
+                  + f" {its:>4} {1e3 * total:>8.3f} {1e3 * t_step:>8.3f}")
+
+    print("\n3. _peers_dd's transient (0.5 V step, 10 BDF1 steps of 20 ns): DEVSIM vs fastnai")
+    try:
+        compare.require("devsim")
+    except NotImplementedError as exc:
+        print(f"devsim: skipped ({exc})")
+    else:
+        print(f"{'nodes':>7} {'DEVSIM step [ms]':>17} {'its':>21} {'fastnai step [ms]':>18} "
+              f"{'its':>21} {'step ratio':>11} {'per-iteration ratio':>20}")
+        for n_nodes in sizes:
+            r = bdd.compare_devsim_step(n_nodes, rounds)
+            print(f"{n_nodes:>7} {1e3 * r['devsim_step']:>17.3f} "
+                  f"{' '.join(map(str, r['devsim_iterations'])):>21} "
+                  f"{1e3 * r['fastnai_step']:>18.3f} "
+                  f"{' '.join(map(str, r['fastnai_iterations'])):>21} {r['speedup']:>11.2f} "
+                  f"{r['speedup_per_iteration']:>20.2f}")
+            if n_nodes == DD_TARGET_SIZE:
+                met = r["speedup"] >= DD_TARGETS["devsim"]
+                ok &= met
+                print(f"   target DEVSIM/fastnai step >= {DD_TARGETS['devsim']:g} at {n_nodes} "
+                      f"nodes: {r['speedup']:.1f} -> {'MET' if met else 'NOT MET'}")
+
+    print(f"\n4. Galvanostatic ensemble, {bdd.N_PARTICLES} particles x {bdd.ENSEMBLE_NODES} "
+          f"nodes, {bdd.ENSEMBLE_STEPS} steps of 1 ms (numba {numba.__version__}, "
+          f"{numba.config.NUMBA_NUM_THREADS} threads available)")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        print("   skipped: fewer than 2 threads")
+    else:
+        benches = {}
+        for threads in (1, 2):
+            bench = bdd.TimeGalvanostaticEnsemble()
+            bench.setup(threads)
+            benches[threads] = bench
+        best = {}
+        for _ in range(2 * rounds):  # interleaved: each thread count set before its calls
+            for threads, bench in benches.items():
+                numba.set_num_threads(threads)
+                for name in ("steps", "newton"):
+                    func = getattr(bench, f"time_{name}")
+                    t = compare.min_time(lambda func=func, th=threads: func(th), 3)[0]
+                    best[(threads, name)] = min(best.get((threads, name), math.inf), t)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        its = benches[1].iterations
+        for name, label in (("steps", "10 steps (solve_step)"), ("newton", "one Newton solve")):
+            t1, t2 = best[(1, name)], best[(2, name)]
+            print(f"   {label:<24} 1 thread {1e3 * t1:8.3f} ms, 2 threads {1e3 * t2:8.3f} ms, "
+                  f"speed-up {t1 / t2:.2f}")
+        speedup = best[(1, "steps")] / best[(2, "steps")]
+        met = speedup >= DD_TARGETS["threads"]
+        ok &= met
+        print(f"   ({its} Newton iterations in the 10 steps)")
+        print(f"   target 1 -> 2 threads >= {DD_TARGETS['threads']:g}: {speedup:.2f} -> "
+              f"{'MET' if met else 'NOT MET'}")
+
+    if cv:
+        print("\n5. One CV cycle 3.0 -> 0.01 -> 3.0 V at 10 mV/s (simulate, default physics)")
+        for n_nodes in sizes:
+            bench = bdd.TimeCVSweep()
+            bench.setup(n_nodes)
+            start = time.perf_counter()
+            result = dd.simulate(bench.case, progress=False)
+            wall = time.perf_counter() - start
+            st = result.stats
+            print(f"{n_nodes:>7} nodes: {wall:8.2f} s, {st.n_steps} steps "
+                  f"({st.n_rejected_error} + {st.n_rejected_newton} rejected), "
+                  f"{st.n_newton_iterations} Newton iterations, "
+                  f"{1e3 * wall / st.n_solves:.2f} ms per solve")
+    return ok
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="interleaved rounds at 1e5 nodes (twice as many below)")
+    parser.add_argument("--model", choices=("band_bending", "drift_diffusion"),
+                        default="band_bending")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="node counts (default 1e3 1e4 1e5; drift_diffusion 1e3 1e4)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds at 1e5 nodes (twice as many below; default 5, "
+                             "drift_diffusion 3)")
+    parser.add_argument("--cv", action="store_true", help="drift_diffusion: time the CV sweeps")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     root = str(Path(__file__).resolve().parents[1])
@@ -122,9 +271,12 @@ def main(argv=None) -> int:
         sys.path.insert(0, root)  # `benchmarks` as a package when run as a script
     import numba
 
+    dd_model = args.model == "drift_diffusion"
+    sizes = args.sizes or ([1_000, 10_000] if dd_model else [1_000, 10_000, 100_000])
+    rounds = args.rounds or (3 if dd_model else 5)
     print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; "
-          f"sizes {args.sizes}, {args.rounds} rounds", flush=True)
-    ok = report(measure(args.sizes, args.rounds))
+          f"sizes {sizes}, {rounds} rounds", flush=True)
+    ok = measure_dd(sizes, rounds, args.cv) if dd_model else report(measure(sizes, rounds))
     return 1 if args.check and not ok else 0
 
 

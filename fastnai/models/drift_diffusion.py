@@ -696,7 +696,50 @@ class Recorder:
 
 
 def equilibrium(setup: Setup, voltage: float, guess: np.ndarray | None = None,
-                tol: float = 1e-10, max_iter: int = 200) -> tuple[np.ndarray, int]:
+                tol: float = 1e-10, max_iter: int = 200,
+                guess_voltage: float | None = None) -> tuple[np.ndarray, int]:
+    """Equilibrium state (P, n, 3) at electrode voltage V, with continuation in V.
+
+    Newton from ``guess`` (the state at ``guess_voltage``) or from the cold start (valid where
+    Na+ is dilute, V >= COLD_START_VOLTAGE); when a direct solve fails, the voltage is walked
+    from the last converged state to the target in adaptive steps.
+    """
+    if guess is not None:
+        try:
+            return _equilibrium_at(setup, voltage, guess, tol, max_iter, cold=False)
+        except ConvergenceError:
+            pass
+    if guess is not None and guess_voltage is not None:
+        start_v = guess_voltage
+        y, its = _equilibrium_at(setup, start_v, guess, tol, max_iter)
+    else:
+        start_v = max(voltage, COLD_START_VOLTAGE)
+        y, its = _equilibrium_at(setup, start_v, None, tol, max_iter)
+    total = its
+    v_now, step = start_v, 0.1
+    while v_now != voltage:
+        v_next = voltage if abs(voltage - v_now) <= step else v_now + math.copysign(step,
+                                                                                  voltage - v_now)
+        try:
+            y_next, its = _equilibrium_at(setup, v_next, y, tol, max_iter, cold=False)
+        except ConvergenceError:
+            step *= 0.5
+            if step < 1e-4:
+                raise
+            continue
+        total += its
+        y, v_now = y_next, v_next
+        step = min(2.0 * step, 0.25)
+    return y, total
+
+
+#: Below this voltage the theta -> 0 band-bending guess is poor (Na+ screens the contact).
+COLD_START_VOLTAGE = 1.5
+
+
+def _equilibrium_at(setup: Setup, voltage: float, guess: np.ndarray | None = None,
+                    tol: float = 1e-10, max_iter: int = 200,
+                    cold: bool = True) -> tuple[np.ndarray, int]:
     """Equilibrium state (P, n, 3) at electrode voltage V: Na+ in equilibrium with the
     electrolyte (Butler-Volmer current zero), electrons with the contact, Poisson satisfied.
 
@@ -715,6 +758,9 @@ def equilibrium(setup: Setup, voltage: float, guess: np.ndarray | None = None,
             y = np.empty((n_p, n, 3))
             states(s, z, y)
             return y, its
+        if not cold:
+            raise ConvergenceError(f"drift_diffusion: equilibrium at V = {voltage:g} V did not "
+                                   "converge from the neighbouring state", [])
     total = 0
     for p in range(n_p):
         z[p, :, 2] = voltage
@@ -834,6 +880,10 @@ class Result:
     wall_time_s: float
 
 
+_STAT_NAMES = ("n_steps", "n_rejected_error", "n_rejected_newton", "n_solves",
+               "n_newton_iterations", "n_event_solves")
+
+
 def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
              resume: bool = False, progress=None) -> Result:
     """Run the case's protocol and return the raw :class:`Result`.
@@ -846,7 +896,9 @@ def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 6
         Checkpoint file; written every ``checkpoint_every`` seconds of wall time and on SIGTERM
         (then :class:`~fastnai.errors.Interrupted` is raised).
     resume
-        Continue from ``checkpoint`` (same case); the result equals an uninterrupted run's.
+        Continue from ``checkpoint`` (same case); the result equals an uninterrupted run's
+        (states, series and counters; ``Result.trajectories`` holds only the segments run
+        after the resume).
     progress
         Passed to :func:`fastnai.transient.integrate` (None: bar on a terminal, log lines in batch).
     """
@@ -880,17 +932,23 @@ def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 6
         y_step_start = np.array(model["y_step_start"]) if model["y_step_start"].size else None
         cv_start = float(model["cv_start"]) if np.isfinite(model["cv_start"]) else None
         eq_its = int(model["equilibrium_iterations"])
+        for name in _STAT_NAMES:
+            setattr(stats, name, int(model["stats_" + name]))
         resume_path = checkpoint
-        y = np.array(state["hist_y"][-1])
-        t = float(state["hist_t"][-1])
+        y = np.array(model["segment_y0"])
+        t = float(model["segment_t0"])
 
     ckpt = tr.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
 
+    seg_start = {"t": 0.0, "y": np.zeros(0)}
+
     def extra_state():
-        return {"y_initial": y0_initial.ravel(),
+        return {"segment_t0": seg_start["t"], "segment_y0": seg_start["y"],
+                "y_initial": y0_initial.ravel(),
                 "y_step_start": y_step_start if y_step_start is not None else np.zeros(0),
                 "cv_start": cv_start if cv_start is not None else math.nan,
-                "equilibrium_iterations": eq_its}
+                "equilibrium_iterations": eq_its,
+                **{"stats_" + name: getattr(stats, name) for name in _STAT_NAMES}}
 
     cell.checkpoint_state = lambda: {**recorder.checkpoint_state(), **extra_state()}
     current_step = None
@@ -906,7 +964,8 @@ def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 6
                 y_step_start = y.copy()
         if seg.kind == "equilibrate":
             guess = None if y is None else y[:-1].reshape(shape)
-            state_eq, its = equilibrium(setup, seg.voltage, guess)
+            state_eq, its = equilibrium(setup, seg.voltage, guess,
+                                        guess_voltage=None if y is None else float(y[-1]))
             eq_its += its
             y = np.concatenate((state_eq.ravel(), [seg.voltage]))
             if y0_initial is None:
@@ -940,13 +999,13 @@ def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 6
             if cell.control.mode == "potentiostatic":
                 y[-1] = cell.voltage_at(t)
             recorder.record(cell, t, y)  # the segment's first state (a jump for a step)
+        seg_start["t"], seg_start["y"] = t, y
         traj = tr.integrate(cell, y, t, t + duration, rtol=rtol, dt_initial=duration * 1e-6,
                             max_step=max_step, store_states=False, checkpoint=ckpt,
                             resume_from=resume_path, progress=progress)
         resume_path = None
         trajectories.append((index, traj))
-        for name in ("n_steps", "n_rejected_error", "n_rejected_newton", "n_solves",
-                     "n_newton_iterations", "n_event_solves"):
+        for name in _STAT_NAMES:
             setattr(stats, name, getattr(stats, name) + getattr(traj.stats, name))
         y = traj.y_final
         t = traj.t_final
