@@ -951,7 +951,8 @@ def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 6
                 **{"stats_" + name: getattr(stats, name) for name in _STAT_NAMES}}
 
     cell.checkpoint_state = lambda: {**recorder.checkpoint_state(), **extra_state()}
-    current_step = None
+    # on resume the checkpointed segment's step is under way: its start state is restored, not new
+    current_step = segments[first_segment].step_index if resume else None
     for index in range(first_segment, len(segments)):
         seg = segments[index]
         recorder.segment_index = index
