@@ -58,12 +58,7 @@ def band_diagram(ds: xr.Dataset, path: str | Path) -> Path:
         ax.set_xscale("symlog", linthresh=0.1, linscale=0.5)
         ax.set_xlim(0.0, depth_nm[-1])
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
@@ -117,6 +112,13 @@ def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
         for a in axes[1:]:
             a.set_xscale("symlog", linthresh=1.0, linscale=0.5)
             a.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ from numba import njit, prange
 
 from . import poisson
 from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
-from .block_tridiagonal import solve_block_tridiagonal
+from .block_tridiagonal import solve_block_tridiagonal, solve_bordered
 from .hopping import bernoulli, bernoulli_derivative, hopping_flux
 
 Q_E = 1.602176634e-19
@@ -478,8 +478,8 @@ def newton(z, voltage, galvanostatic, current, alpha0, hist, dt, vol, area, h, g
                         bcol, brow)
         out[0] = flow
         if galvanostatic:
-            lam = _bordered(lower, diag, upper, res, bcol, brow, 0.0, flow - current, dz,
-                            work_blocks, work_rhs, work_two)
+            lam = solve_bordered(lower, diag, upper, res, bcol, brow, 0.0, flow - current, dz,
+                                 work_blocks, work_rhs, work_two)
             dv = _limit(lam / vt, LIMIT_POTENTIAL, CAP_VOLTAGE) * vt
             voltage[0] -= dv
             worst = max(_apply_update(z, dz, vt), abs(dv) / vt)
@@ -495,29 +495,6 @@ def newton(z, voltage, galvanostatic, current, alpha0, hist, dt, vol, area, h, g
                               diag, upper, res, bcol, brow)
             return it
     return -max_iter
-
-
-@njit(**JIT)
-def _bordered(lower, diag, upper, rhs, bcol, brow, corner, rhs_corner, out, work_blocks,
-              work_rhs, work_two):
-    """Block elimination with two right-hand sides (see block_tridiagonal.solve_bordered)."""
-    n = diag.shape[0]
-    for i in range(n):
-        for r in range(3):
-            work_two[i, r, 0] = rhs[i, r]
-            work_two[i, r, 1] = bcol[i, r]
-    solve_block_tridiagonal(lower, diag, upper, work_two, work_two, work_blocks, work_rhs)
-    dot_r = 0.0
-    dot_b = 0.0
-    for i in range(n):
-        for r in range(3):
-            dot_r += brow[i, r] * work_two[i, r, 0]
-            dot_b += brow[i, r] * work_two[i, r, 1]
-    lam = (rhs_corner - dot_r) / (corner - dot_b)
-    for i in range(n):
-        for r in range(3):
-            out[i, r] = work_two[i, r, 0] - lam * work_two[i, r, 1]
-    return lam
 
 
 @njit(**JIT_PARALLEL)
