@@ -652,17 +652,20 @@ def rigid_shift(etas, u_locs, sc, current):
     state unchanged): the predictor of a galvanostatic step, which Newton alone, linearising an
     exponential far from its root, would overshoot.
     """
+    n_p = etas.shape[0]
+    i0s = np.empty(n_p)  # U_loc does not move with the shift: i0 once per particle
+    for p in range(n_p):
+        theta_eq = logistic(ocv_inverse(u_locs[p], sc[p], 0.0))
+        i0s[p] = 2.0 * sc[p, S_I0] * math.sqrt(theta_eq * (1.0 - theta_eq))
     lo = -10.0
     hi = 10.0
     mid = 0.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         total = 0.0
-        for p in range(etas.shape[0]):
+        for p in range(n_p):
             row = sc[p]
-            ell_eq = ocv_inverse(u_locs[p], row, 0.0)
-            theta_eq = logistic(ell_eq)
-            i0 = 2.0 * row[S_I0] * math.sqrt(theta_eq * (1.0 - theta_eq))
+            i0 = i0s[p]
             eta = etas[p] + mid
             alpha = row[S_ALPHA]
             vt = row[S_VT]
