@@ -46,7 +46,7 @@ from numba import njit, prange
 
 from . import poisson
 from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
-from .block_tridiagonal import solve_block_tridiagonal, solve_bordered
+from .block_tridiagonal import solve_block_tridiagonal, solve_bordered, solve_ensemble_bordered
 from .hopping import bernoulli, bernoulli_derivative, hopping_flux
 
 Q_E = 1.602176634e-19
@@ -236,6 +236,18 @@ def _node(z, i, region, params, sc, tables, site_energy):
     return c, dc, e, de, rho, drho_x, mu, dmu, n, dn
 
 
+@njit(**JIT_INLINE)
+def _dirichlet_row(i, r, residual, lower, diag, upper, res, bcol):
+    """Replace scalar row r of node i by ``unknown_r - value(V) = residual``."""
+    for q in range(3):
+        lower[i, r, q] = 0.0
+        diag[i, r, q] = 0.0
+        upper[i, r, q] = 0.0
+    diag[i, r, r] = 1.0
+    res[i, r] = residual
+    bcol[i, r] = -1.0
+
+
 @njit(**JIT)
 def assemble(z, v_applied, galvanostatic, alpha0, hist, dt, vol, area, h, g_face, d0_face,
              site_energy, region, params, tables, sc, lower, diag, upper, res, bcol, brow):
@@ -377,39 +389,17 @@ def assemble(z, v_applied, galvanostatic, alpha0, hist, dt, vol, area, h, g_face
         brow[s_node, 0] = a_s * dj_psi
         brow[s_node, 1] = a_s * dj_ell
         brow[s_node, 2] = a_s * dj_phi
-    # Dirichlet rows
+    # Dirichlet rows (unknown - value = 0; the border column carries d/dV = -1)
     if not electrostatic:
         for i in range(n):
-            for q in range(3):
-                diag[i, 0, q] = 0.0
-                lower[i, 0, q] = 0.0
-                upper[i, 0, q] = 0.0
-            diag[i, 0, 0] = 1.0
-            res[i, 0] = z[i, 0] - v_applied
-            bcol[i, 0] = -1.0
+            _dirichlet_row(i, 0, z[i, 0] - v_applied, lower, diag, upper, res, bcol)
     elif sc[S_CONTACT] != 0.0:
-        for q in range(3):
-            diag[0, 0, q] = 0.0
-            upper[0, 0, q] = 0.0
-        diag[0, 0, 0] = 1.0
-        res[0, 0] = z[0, 0] - (v_applied - sc[S_PHIB])
-        bcol[0, 0] = -1.0
+        _dirichlet_row(0, 0, z[0, 0] - (v_applied - sc[S_PHIB]), lower, diag, upper, res, bcol)
     if dd:
-        for q in range(3):
-            diag[0, 2, q] = 0.0
-            upper[0, 2, q] = 0.0
-        diag[0, 2, 2] = 1.0
-        res[0, 2] = z[0, 2] - v_applied
-        bcol[0, 2] = -1.0
+        _dirichlet_row(0, 2, z[0, 2] - v_applied, lower, diag, upper, res, bcol)
     else:
         for i in range(n):
-            for q in range(3):
-                diag[i, 2, q] = 0.0
-                lower[i, 2, q] = 0.0
-                upper[i, 2, q] = 0.0
-            diag[i, 2, 2] = 1.0
-            res[i, 2] = z[i, 2] - v_applied
-            bcol[i, 2] = -1.0
+            _dirichlet_row(i, 2, z[i, 2] - v_applied, lower, diag, upper, res, bcol)
     return a_s * j_bv
 
 
@@ -514,7 +504,6 @@ def newton_ensemble(z, voltage, galvanostatic, current, alpha0, hist, dt, vol, a
         Iterations used; negative when not converged.
     """
     n_p = z.shape[0]
-    n = z.shape[1]
     vt = sc[0, S_VT]
     for it in range(1, max_iter + 1):
         for p in prange(n_p):
@@ -522,35 +511,16 @@ def newton_ensemble(z, voltage, galvanostatic, current, alpha0, hist, dt, vol, a
                                 area[p], h[p], g_face[p], d0_face[p], site_energy[p], region[p],
                                 params, tables, sc[p], lower[p], diag[p], upper[p], res[p],
                                 bcol[p], brow[p])
-            for i in range(n):
-                for r in range(3):
-                    work_two[p, i, r, 0] = res[p, i, r]
-                    work_two[p, i, r, 1] = bcol[p, i, r]
-            solve_block_tridiagonal(lower[p], diag[p], upper[p], work_two[p], work_two[p],
-                                    work_blocks[p], work_rhs[p])
-            dot_r = 0.0
-            dot_b = 0.0
-            for i in range(n):
-                for r in range(3):
-                    dot_r += brow[p, i, r] * work_two[p, i, r, 0]
-                    dot_b += brow[p, i, r] * work_two[p, i, r, 1]
-            dots[p, 0] = dot_r
-            dots[p, 1] = dot_b
-        lam = 0.0
-        if galvanostatic:
-            total = 0.0
-            sum_r = 0.0
-            sum_b = 0.0
-            for p in range(n_p):  # fixed order: deterministic whatever the thread count
-                total += flows[p]
-                sum_r += dots[p, 0]
-                sum_b += dots[p, 1]
-            lam = (total - current - sum_r) / (-sum_b)
+        total = 0.0
+        for p in range(n_p):  # fixed order: deterministic whatever the thread count
+            total += flows[p]
+        # potentiostatic: the border row is zero and corner = 1 gives lambda = 0
+        lam = solve_ensemble_bordered(lower, diag, upper, res, bcol, brow,
+                                      0.0 if galvanostatic else 1.0,
+                                      total - current if galvanostatic else 0.0, dz,
+                                      work_blocks, work_rhs, work_two, dots)
         worsts = np.empty(n_p)
         for p in prange(n_p):
-            for i in range(n):
-                for r in range(3):
-                    dz[p, i, r] = work_two[p, i, r, 0] - lam * work_two[p, i, r, 1]
             worsts[p] = _apply_update(z[p], dz[p], vt)
         worst = 0.0
         for p in range(n_p):
