@@ -38,7 +38,7 @@ RANDLES_SEVCIK = 0.4463
 __all__ = [
     "Fit", "CVPeak", "find_cv_peaks", "randles_sevcik_diffusivity", "diffusivity_ratio",
     "b_value", "capacitive_split", "gitt_diffusivity", "gitt_pulse_diffusivity",
-    "gitt_validity", "activation_energy", "exchange_current_micropolarization",
+    "gitt_pulses", "gitt_validity", "activation_energy", "exchange_current_micropolarization",
     "exchange_current_tafel", "read_csv",
 ]
 
@@ -298,6 +298,74 @@ def gitt_pulse_diffusivity(*, tau: float, thickness: float, delta_Es: float,
     ``thickness`` L [m] is the diffusion length, ``tau`` the pulse length [s].
     """
     return 4.0 * thickness**2 / (math.pi * tau) * (delta_Es / delta_Et) ** 2
+
+
+def gitt_pulses(t, voltage, current, *, window: tuple[float, float] = (0.2, 1.0)) -> list[dict]:
+    """Split a GITT record into pulses and measure each one as the Weppner-Huggins method needs.
+
+    A pulse is a run of samples whose current exceeds 1e-6 of the largest; the relaxed
+    potential before it is the last sample of the preceding rest, the one after it the last
+    sample of the following rest.
+    The transient is fitted as E = E0 + s sqrt(t - t_start) over the fraction ``window`` of the
+    pulse (the early samples hold the charge-transfer and space-charge response), and
+    ``delta_Et = s sqrt(tau)`` is the diffusive change with the instantaneous (ohmic and
+    kinetic) step removed, as :func:`gitt_pulse_diffusivity` expects.
+
+    Parameters
+    ----------
+    t, voltage, current
+        Samples of one GITT run [s, V, A or A m-2]; ``current`` is zero during rests.
+    window
+        Fractions of the pulse length bounding the sqrt(t) fit.
+
+    Returns
+    -------
+    list of dict
+        One per complete pulse (followed by a rest): ``t_start``, ``tau`` [s], ``current``,
+        ``delta_Es``, ``delta_Et`` [V], ``dE_dsqrt_t`` [V s-1/2] with ``dE_dsqrt_t_stderr``.
+
+    Examples
+    --------
+    >>> t = np.linspace(0.0, 3.0, 3001)
+    >>> on = (t > 1.0) & (t <= 2.0)
+    >>> v = 1.0 - 0.01 * np.sqrt(np.clip(t - 1.0, 0.0, 1.0)) * on - 0.004 * (t > 2.0)
+    >>> p = gitt_pulses(t, v, np.where(on, -1.0, 0.0))[0]
+    >>> round(p["tau"], 3), round(p["delta_Es"], 4), round(p["delta_Et"], 4)
+    (1.0, -0.004, -0.01)
+    """
+    t = np.asarray(t, dtype=float)
+    v = np.asarray(voltage, dtype=float)
+    i = np.asarray(current, dtype=float)
+    if not (t.shape == v.shape == i.shape) or t.ndim != 1:
+        raise FastnaiError("t, voltage and current must be 1D arrays of one length")
+    scale = float(np.max(np.abs(i))) if i.size else 0.0
+    if scale == 0.0:
+        return []
+    on = np.abs(i) > 1e-6 * scale  # rests: zero current up to round-off of the flux evaluation
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)))
+    starts = [k + 1 for k in edges if not on[k]]
+    out = []
+    for s in starts:
+        stop = s
+        while stop < on.size and on[stop]:
+            stop += 1
+        if stop >= on.size or s == 0:
+            break  # the last pulse has no rest after it
+        nxt = stop
+        while nxt < on.size and not on[nxt]:
+            nxt += 1
+        t0 = float(t[s - 1])
+        tau = float(t[stop - 1] - t0)
+        sel = np.arange(s, stop)
+        frac = (t[sel] - t0) / tau
+        sel = sel[(frac >= window[0]) & (frac <= window[1])]
+        if sel.size < 3:
+            raise FastnaiError(f"pulse at t = {t0:.4g} s has {sel.size} samples in the fit window")
+        slope, se, _, _ = _line_fit(np.sqrt(t[sel] - t0), v[sel])
+        out.append({"t_start": t0, "tau": tau, "current": float(np.median(i[s:stop])),
+                    "delta_Es": float(v[nxt - 1] - v[s - 1]), "delta_Et": slope * math.sqrt(tau),
+                    "dE_dsqrt_t": slope, "dE_dsqrt_t_stderr": se})
+    return out
 
 
 def gitt_validity(*, diffusivity: float, tau: float, thickness: float) -> dict:

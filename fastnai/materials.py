@@ -107,6 +107,29 @@ _TABLE = [
         hop_barrier=Property(0.56, "eV", _C, "paper", note="bulk Na+ hopping barrier"),
     ),
     _material(
+        "V2O3", "crystalline V2O3 shell of the amorphous/crystalline heterophase cathode (Osman 2022)",
+        relative_permittivity=Property(
+            10.0, "1", "assumed", "assumed", (5.0, 30.0),
+            "irrelevant in the electroneutral (model.electrostatics = false) cases: a 0.06-0.5 eV "
+            "gap conductor screens within a lattice spacing"),
+        electron_affinity=Property(4.5, "eV", "assumed", "assumed", note="not used when neutral"),
+        band_gap=Property(0.49, "eV", DOI["osman2022"], "paper", (0.06, 0.49),
+                          "DFT: crystalline 0.49, amorphous 0.16, dense heterophase 0.06 eV"),
+        electron_effective_mass=Property(1.0, "1", "assumed", "assumed"),
+        hole_effective_mass=Property(1.0, "1", "assumed", "assumed"),
+        density=Property(4870.0, "kg m^-3", "assumed", "assumed", note="corundum V2O3, handbook"),
+        molar_mass=Property((2 * _ATOMIC_WEIGHT["V"] + 3 * _ATOMIC_WEIGHT["O"]) * 1e-3, "kg mol^-1",
+                            DOI["iupac2021"], "computed"),
+        theoretical_capacity=Property(
+            _capacity(2 * _ATOMIC_WEIGHT["V"] + 3 * _ATOMIC_WEIGHT["O"], 2.0), "mA h / g",
+            f"{DOI['osman2022']}, {DOI['iupac2021']}", "computed",
+            note="two Na per V2O3, V3+ -> V2+ (the paper quotes 356 mAh g-1 for two Li)"),
+        hop_distance=Property(0.3, "nm", "assumed", "assumed", (0.25, 0.4),
+                              "octahedral-site spacing of corundum (a/sqrt(3) ~ 0.29 nm)"),
+        hop_barrier=Property(0.5, "eV", "assumed", "assumed", (0.3, 0.8),
+                             "the paper's DFT barrier profiles (Fig. 4g) give no number in the text"),
+    ),
+    _material(
         "TiC", "titanium carbide, metallic contact (x = 1 of TiCxN1-x)",
         work_function=Property(4.1, "eV", _C, "paper", (3.8, 4.1),
                                "the seed paper's value (its ref. 13), the low end of the span"),

@@ -703,7 +703,7 @@ def equilibrium(setup: Setup, voltage: float, guess: np.ndarray | None = None,
         y, its = _equilibrium_at(setup, start_v, guess, tol, max_iter)
     else:
         start_v = max(voltage, COLD_START_VOLTAGE)
-        y, its = _equilibrium_at(setup, start_v, None, tol, max_iter)
+        y, its = _cold_equilibrium(setup, start_v, tol, max_iter)
     total = its
     v_now, step = start_v, 0.1
     while v_now != voltage:
@@ -724,6 +724,30 @@ def equilibrium(setup: Setup, voltage: float, guess: np.ndarray | None = None,
 
 #: Below this voltage the theta -> 0 band-bending guess is poor (Na+ screens the contact).
 COLD_START_VOLTAGE = 1.5
+
+
+def _cold_equilibrium(setup: Setup, voltage: float, tol: float,
+                      max_iter: int) -> tuple[np.ndarray, int]:
+    """Cold-start equilibrium; doped interface layers are reached by continuation in their
+    donor density (the cold start guesses the bands of a uniformly doped host, a poor guess
+    for delta-doped layers a hundred times more doped)."""
+    try:
+        return _equilibrium_at(setup, voltage, None, tol, max_iter)
+    except ConvergenceError:
+        case = setup.case
+        nd_layer = case["structure.layer_donor_density"]
+        nd = case["semiconductor.donor_density"]
+        if case["structure.kind"] != "periodic" or nd_layer is None or nd_layer == nd or nd <= 0:
+            raise
+    key = "structure.layer_donor_density"
+    m = max(2, math.ceil(abs(math.log(nd_layer / nd)) / math.log(3.0)))
+    y, total = _equilibrium_at(build(case.with_overrides({key: nd})), voltage, None, tol, max_iter)
+    for k in range(1, m + 1):
+        step_setup = setup if k == m else build(case.with_overrides(
+            {key: nd * (nd_layer / nd) ** (k / m)}))
+        y, its = _equilibrium_at(step_setup, voltage, y, tol, max_iter, cold=False)
+        total += its
+    return y, total
 
 
 def _equilibrium_at(setup: Setup, voltage: float, guess: np.ndarray | None = None,
@@ -989,6 +1013,12 @@ def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 6
             if cell.control.mode == "potentiostatic":
                 y[-1] = cell.voltage_at(t)
             recorder.record(cell, t, y)  # the segment's first state (a jump for a step)
+            if seg.cutoff is not None and seg.current != 0.0 and math.copysign(1.0, seg.current) * (
+                    cell.cell_voltage(y, seg.current) - seg.cutoff) >= 0.0:
+                # the drop j R_s alone already passes the cut-off: the step delivers nothing
+                if seg.stops_step:
+                    skip_step = seg.step_index
+                continue
         seg_start["t"], seg_start["y"] = t, y
         traj = tr.integrate(cell, y, t, t + duration, rtol=rtol, dt_initial=duration * 1e-6,
                             max_step=max_step, store_states=False, checkpoint=ckpt,
@@ -1140,3 +1170,50 @@ def run(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
     if bad:
         raise ConvergenceError(f"drift_diffusion: non-finite {', '.join(bad)} in the result", [])
     return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# electrode-level quantities of the rate test
+
+
+def discharge_capacity(case, c_rate: float, *, series_resistance: float | None = None) -> float:
+    """Capacity [mA h g-1] delivered by the case's first step, a constant current, at ``c_rate``.
+
+    The step runs to its cut-off voltage (the cell voltage, including the drop j R_s over
+    ``electrode.series_resistance``, which ``series_resistance`` [ohm m2] overrides).
+    """
+    steps = case["protocol"]
+    if not steps or steps[0]["step"] != "constant_current":
+        raise CaseError("discharge_capacity needs a case whose first protocol step is "
+                        "constant_current")
+    over = {"protocol.0.c_rate": c_rate}
+    if series_resistance is not None:
+        over["electrode.series_resistance"] = series_resistance
+    ds = run(case.with_overrides(over), progress=False)
+    return float(np.max(np.abs(ds.specific_capacity.values)))
+
+
+def calibrate_series_resistance(case, c_rate: float, capacity: float, *,
+                                rtol: float = 1e-4) -> float:
+    """``electrode.series_resistance`` [ohm m2] with which ``c_rate`` delivers ``capacity``.
+
+    The capacity falls monotonically as the resistance grows; the root is bracketed between 0
+    and the resistance whose drop j R_s spans the whole voltage window, and found by Brent's
+    method to ``rtol``. A capacity above what the electrode gives without resistance cannot be
+    reached by a resistance: that raises :class:`~fastnai.errors.CaseError`.
+    """
+    from scipy.optimize import brentq
+
+    free = discharge_capacity(case, c_rate, series_resistance=0.0)
+    if capacity >= free:
+        raise CaseError(f"{capacity:.4g} mA h g-1 at {c_rate:g} C is above the "
+                        f"{free:.4g} mA h g-1 the electrode gives with no series resistance")
+    setup = build(case)
+    j = c_rate * setup.one_c_current / float(np.sum(setup.electrolyte_area))
+    window = abs(case["initial.voltage"] - case["protocol"][0]["cutoff_voltage"])
+    r_hi = 2.0 * window / j
+
+    def gap(r):
+        return discharge_capacity(case, c_rate, series_resistance=r) - capacity
+
+    return float(brentq(gap, 0.0, r_hi, xtol=rtol * capacity / (free / r_hi), rtol=rtol))

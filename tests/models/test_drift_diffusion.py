@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -18,12 +19,14 @@ import xarray as xr
 from scipy import constants
 
 import fastnai
+from fastnai import analysis
 from fastnai import transient as tr
 from fastnai.analysis import find_cv_peaks
 from fastnai.errors import CaseError, ConvergenceError
 from fastnai.models import band_bending as bb
 from fastnai.models import drift_diffusion as dd
 
+REPO = Path(__file__).resolve().parents[2]
 Q = constants.e
 F = constants.physical_constants["Faraday constant"][0]
 VT = constants.k * 298.15 / constants.e
@@ -220,6 +223,53 @@ def test_reversible_cv_peak_is_randles_sevcik_0_4463():
         # and it sits 1.109 kT/q below E_1/2 = U0 (parabola through 0.5 mV samples: 2 uV
         # measured, 0.1 mV allowed)
         assert v_peak == pytest.approx(U0 - 1.109 * VT, abs=1e-4)
+
+
+def gitt_diffusivity(result_ds, thickness):
+    pulses = analysis.gitt_pulses(result_ds.t.values, result_ds.cell_voltage.values,
+                                  result_ds.current_density.values)
+    assert len(pulses) >= 2
+    return [analysis.gitt_pulse_diffusivity(tau=p["tau"], thickness=thickness,
+                                            delta_Es=p["delta_Es"], delta_Et=p["delta_Et"])
+            for p in pulses]
+
+
+def test_gitt_on_an_ideal_lattice_gas_recovers_the_jump_diffusivity():
+    """simulate -> analyse (Wang 2022 Eq. 1) -> input back: D_chem = D0 for Omega = 0."""
+    length = 50e-9
+    tau = 0.01 * length**2 / D0
+    c = case([{"step": "equilibrate", "voltage": U0},
+              {"step": "gitt", "c_rate": 10.0, "cutoff_voltage": 0.01, "pulse_duration": tau,
+               "rest_duration": 10 * length**2 / D0, "n_pulses": 3}],
+             dotted=DIFFUSION, semiconductor__thickness=length)
+    for d in gitt_diffusivity(dd.run(c, progress=False), length):
+        assert d == pytest.approx(D0, rel=0.02)  # 0.7 % measured (tau D / L^2 = 0.01)
+
+
+def test_gitt_with_the_junction_recovers_the_thermodynamic_chemical_diffusivity():
+    """Full electrostatics and the regular-solution term: GITT measures D0 times the
+    thermodynamic factor of U(theta), D0 [1 - 2 Omega theta (1 - theta) / kT] (12.7 D0 at
+    theta = 1/2), within 5 % (0.1 % measured with the default exchange current)."""
+    ds = fastnai.run(REPO / "cases" / "drift_diffusion_ticn_tio2_gitt.toml")
+    theta = float(np.mean(ds.theta.values[-1][ds.theta.shape[1] // 3:]))
+    d_chem = D0 * (1.0 + 2.0 * 0.6 * theta * (1.0 - theta) / VT)
+    for d in gitt_diffusivity(ds, 50e-9):
+        assert d == pytest.approx(d_chem, rel=0.05)
+
+
+def test_series_resistance_calibration_reproduces_the_target_capacity():
+    c = fastnai.load_case(REPO / "cases" / "drift_diffusion_heterostructure_rate.toml",
+                          {"mesh.n_nodes": 12})
+    free = dd.discharge_capacity(c, 10.0)
+    r_s = dd.calibrate_series_resistance(c, 10.0, 0.6 * free)
+    assert r_s > 0.0
+    assert dd.discharge_capacity(c, 10.0, series_resistance=r_s) == pytest.approx(0.6 * free,
+                                                                                 rel=1e-3)
+    # a resistance only removes capacity; more than the resistance-free capacity is a case error
+    with pytest.raises(CaseError, match="no series resistance"):
+        dd.calibrate_series_resistance(c, 10.0, 1.01 * free)
+    # a drop j R_s beyond the whole window ends the step at once, with nothing delivered
+    assert dd.discharge_capacity(c, 10.0, series_resistance=1e3 * r_s) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
