@@ -21,8 +21,10 @@ from .case import load_case
 from .io import write_dataset
 from .models import band_bending as bb
 from .models import drift_diffusion as dd
+from .models import film_stress as fs
 
 CAI = "doi:10.1002/smll.202200694"
+WANG = "doi:10.1002/advs.202201209"
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,66 @@ def heterophase_rows(datasets: dict) -> list[Row]:
     return rows
 
 
+#: assumption sets of the graded-vs-solid-solution comparison (SPEC 3.3)
+FILM_ASSUMPTIONS = (
+    ("elastic, small strain, host moduli", {
+        "model.plasticity": False, "model.kinematics": "linear",
+        "bismuth.sodiated_youngs_modulus": 32e9, "antimony.sodiated_youngs_modulus": 55e9,
+        "bismuth.sodiated_poisson_ratio": 0.33, "antimony.sodiated_poisson_ratio": 0.25}),
+    ("elastic, small strain", {"model.plasticity": False, "model.kinematics": "linear"}),
+    ("elastic, Hencky", {"model.plasticity": False}),
+    ("elastoplastic, Hencky (default)", {}),
+)
+FILM_PROFILES = (
+    ("process 0.50 -> 0.23 (mean 0.33)", {}),
+    ("linear 0.66 -> 0 (mean 0.33)", {"composition.profile": "linear", "composition.bottom": 0.66,
+                                      "composition.top": 0.0, "composition.mean": 0.33}),
+    ("linear 1 -> 0 (mean 0.50)", {"composition.profile": "linear", "composition.bottom": 1.0,
+                                   "composition.top": 0.0, "composition.mean": 0.5}),
+)
+
+
+def film_stress_rows(*, full: bool, datasets: dict) -> list[Row]:
+    """Graded vs solid-solution Bi(x)Sb(1-x) films on Cu (SPEC 3.3): the paper's 35 %."""
+    rows: list[Row] = []
+    solid_case = _case("film_stress_bisb_solid_solution")
+    graded_case = _case("film_stress_bisb_graded")
+    datasets["film_stress_bisb_solid_solution"] = fs.run(solid_case)
+    datasets["film_stress_bisb_graded"] = fs.run(graded_case)
+    for label, assumption in FILM_ASSUMPTIONS:
+        solid = fs.run(solid_case.with_overrides(assumption))
+        top = int(np.argmax(solid.soc.values))
+        small = 1  # the first sodiated state: both films still elastic in every assumption set
+        for profile, shape in FILM_PROFILES:
+            graded = fs.run(graded_case.with_overrides({**shape, **assumption}))
+            change = {}
+            for k in (small, top):
+                change[k] = tuple(100.0 * (float(graded[v][k] / solid[v][k]) - 1.0)
+                                  for v in ("peak_film_stress", "interface_stress"))
+            where = float(graded.peak_stress_height[top]) / graded_case["film.thickness"]
+            rows.append(Row(f"Bi(x)Sb(1-x) on Cu, {label}", f"peak film stress, graded {profile} "
+                            "vs solid solution x = 0.33, soc = 1", "%", -35.0, change[top][0],
+                            "computed",
+                            f"interface {change[top][1]:+.1f} %; at soc {float(solid.soc[small]):.3g}: "
+                            f"peak {change[small][0]:+.1f} %, interface {change[small][1]:+.1f} %; "
+                            f"graded peak at z/h_f = {where:.2f}; {WANG}"))
+    # failure on the default (elastoplastic) cycle
+    for name in ("film_stress_bisb_solid_solution", "film_stress_bisb_graded"):
+        ds = datasets[name]
+        tough = _case(name)["failure.toughness"]
+        for measure in ("channel_crack", "delamination", "buckling"):
+            soc = float(ds[f"{measure}_soc"])
+            step = ds.protocol_step.values[np.flatnonzero(
+                ds[f"{measure}_energy_release_rate"].values >= tough)[0]] if math.isfinite(soc) else -1
+            rows.append(Row(name.removeprefix("film_stress_bisb_").replace("_", " ") + " film cycle",
+                            f"{measure.replace('_', ' ')} trips at soc (G >= {tough:g} J m-2)", "1",
+                            None, soc, "computed",
+                            "never" if not math.isfinite(soc) else
+                            ("on desodiation" if step == 1 else "on sodiation")
+                            + "; toughness assumed (SPEC 3.3: 1-10 J m-2)"))
+    return rows
+
+
 def format_table(rows: list[Row]) -> str:
     """Fixed-width text table."""
     header = ("system", "quantity", "unit", "paper", "fastnai", "ratio", "basis", "note")
@@ -394,6 +456,7 @@ def run_validation(*, full: bool = False, output_dir: Path | None = None) -> str
     datasets: dict = {}
     rows = band_bending_rows(full=full, datasets=datasets)
     rows += drift_diffusion_rows(full=full, datasets=datasets)
+    rows += film_stress_rows(full=full, datasets=datasets)
     table = format_table(rows)
     if output_dir is not None:
         output_dir = Path(output_dir)

@@ -452,7 +452,7 @@ def test_unknown_model_kind_is_an_error_with_suggestion():
     assert "did you mean 'band_bending'" in message
 
 
-@pytest.mark.parametrize("kind", ["film_stress", "nope", 3, None, ["band_bending"]])
+@pytest.mark.parametrize("kind", ["deposition", "nope", 3, None, ["band_bending"]])
 def test_unbuilt_or_malformed_model_kind_is_an_error(kind):
     raw = minimal()
     raw["model"]["kind"] = kind
@@ -490,5 +490,5 @@ def test_decimal_comma_is_a_case_error_not_a_tenfold_value(key, text):
 
 
 def test_planned_model_kind_is_a_clear_case_error():
-    message = case_error({"model": {"kind": "film_stress"}})
+    message = case_error({"model": {"kind": "deposition"}})
     assert "planned" in message and "band_bending" in message

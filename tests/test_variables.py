@@ -127,6 +127,10 @@ EXPECTED_DIMENSION = {
     "mA h g-1": "coulomb / kilogram",
     "mol m-2": "mole / meter ** 2",
     "m2 s-1": "meter ** 2 / second",
+    "Pa": "pascal",
+    "m-1": "meter ** -1",
+    "mol m-3": "mole / meter ** 3",
+    "J m-2": "joule / meter ** 2",
 }
 
 

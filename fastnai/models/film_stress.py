@@ -1,0 +1,427 @@
+"""Stress in a compositionally graded Bi(x)Sb(1-x) film on Cu while it takes up sodium (SPEC 3.3).
+
+Seed: Z. Wang et al., Adv. Sci. 9, 2201209 (2022), doi:10.1002/advs.202201209, whose FEA finds the
+peak stress of a Bi-rich-bottom graded film 35 % below that of the solid solution of the same
+mean composition (Bi0.33Sb0.67).
+
+The film (600 nm) is bonded to a Cu foil (100 um) and swells by ~300 % on sodiation; bonded
+in-plane, it thickens by lambda_z = 1 + beta(x_Bi) theta. The in-plane eigenstrain is the Hencky
+form (1/3) ln(1 + beta theta) by default (engineering and linear forms as options: ``linear``
+is the small-strain model, integrated over the reference thickness). Each film point carries
+sigma = M(theta, x) (eps - eps* - eps_p) with the biaxial modulus M = E/(1 - nu) interpolated
+linearly in composition (Bi/Sb end members) and in theta (host/sodiated phase), and J2
+plasticity with a yield stress falling linearly from the host's to the sodiated phase's. At
+these swellings elastic stresses would reach tens of GPa and yield starts at ~1 % state of
+charge, so plasticity and large-swelling kinematics are on by default.
+
+Mechanics: the 1D laminate of :mod:`fastnai._kernels.laminate` (force and moment balance over
+the current thickness, one curvature; the film-substrate stack is a free plate by default). The
+state of charge follows the ``[[protocol]]``: ``sodiate`` / ``desodiate`` sweep a uniform theta
+quasi-statically (as the paper's FEA did), committing plastic history, so a cycle shows tension
+on desodiation.
+
+Failure measures per state (SPEC 3.3): channel cracking G = Z sigma^2 h / E' (tension only,
+Z = 1.976), delamination G = int (1 - nu^2) sigma^2 / (2E) dz (the uniform-film formula
+(1 - nu^2) sigma^2 h / (2E) pointwise, the laminate energy released by a graded film), and
+buckle-driven delamination of a straight-sided blister of half-width b (Hutchinson and Suo 1992,
+doi:10.1016/S0065-2156(08)70164-9): sigma_c = pi^2 E' h^2 / (12 b^2) and
+G = (1 - nu^2) h (sigma - sigma_c)(sigma + 3 sigma_c) / (2E) for compression above sigma_c.
+Each is compared with ``failure.toughness``; the state of charge where each first trips is
+reported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .. import schema
+from .._kernels import laminate as klam
+from ..errors import CaseError, ConvergenceError
+from ..mesh import graded_mesh
+from ..variables import make_dataset, provenance
+from . import film_composition as comp
+
+K = schema.Key
+Q = schema.QUANTITY
+_WANG = "doi:10.1002/advs.202201209"
+_HS = "doi:10.1016/S0065-2156(08)70164-9"  # Hutchinson & Suo, Adv. Appl. Mech. 29, 63 (1992)
+_BEUTH = "doi:10.1016/0020-7683(92)90004-D"  # Beuth, Int. J. Solids Struct. 29, 1657 (1992)
+_SODIATED = ("assumed (order of DFT Voigt-Reuss-Hill moduli of the sodiated phases; the Materials "
+             "Project elastic data SPEC 3.3 names were not reachable here: replace when checked)")
+
+TIME_DEPENDENT = False
+
+KEYS: dict[str, schema.Key] = {k.name: k for k in [
+    K("model.kind", schema.CHOICE, "film_stress", choices=("film_stress",), doc="model kind"),
+    K("model.mechanics", schema.CHOICE, "laminate", choices=("laminate",),
+      doc="laminate: 1D through-thickness plate (force and moment balance, curvature)"),
+    K("model.plasticity", schema.BOOLEAN, True,
+      doc="J2 plasticity with radial return (false: elastic, for checks)"),
+    K("model.kinematics", schema.CHOICE, "log", choices=("log", "engineering", "linear"),
+      doc="eigenstrain (1/3) ln(1 + beta theta) (Hencky), (1 + beta theta)^(1/3) - 1, or the "
+          "small-strain beta theta / 3 integrated over the reference thickness"),
+    K("model.temperature", Q, 298.15, "K", 0.0, 5000.0, exclusive_minimum=True,
+      doc="temperature (process profile with Butler-Volmer partial currents)"),
+    K("film.thickness", Q, 600e-9, "m", 1e-10, 1e-2, doc="reference film thickness",
+      source=f"{_WANG} (FEA; 630 nm measured)"),
+    K("composition.profile", schema.CHOICE, "uniform", choices=comp.PROFILES,
+      doc="x_Bi(z): uniform (solid solution), linear, tabulated, process (the paper's recipe)"),
+    K("composition.mean", schema.NUMBER, None, None, 0.0, 1.0,
+      doc="film-averaged x_Bi of the uniform and process profiles (default 0.33, the paper's "
+          "Bi0.33Sb0.67); for a linear profile, if given, it must equal (bottom + top) / 2"),
+    K("composition.bottom", schema.NUMBER, None, None, 0.0, 1.0, doc="x_Bi at the substrate (linear)"),
+    K("composition.top", schema.NUMBER, None, None, 0.0, 1.0, doc="x_Bi at the surface (linear)"),
+    K("composition.fractions", schema.QUANTITY_LIST, None, "1", 0.0, 1.0,
+      doc="thickness fractions of the tabulated profile, 0 ... 1"),
+    K("composition.x_bi", schema.QUANTITY_LIST, None, "1", 0.0, 1.0,
+      doc="x_Bi at composition.fractions (tabulated)"),
+    K("composition.bath_model", schema.CHOICE, "concentration",
+      choices=("concentration", "butler_volmer"),
+      doc="process profile: partial rates in the ratio of bath concentrations (calibrated by the "
+          "paper's 25:50 mM -> 33 % Bi film) or Butler-Volmer partial currents"),
+    K("composition.exchange_ratio", schema.NUMBER, 1.0, None, 0.0, 1e6, exclusive_minimum=True,
+      doc="Butler-Volmer option: i0_Bi / i0_Sb per unit concentration", source="assumed"),
+    K("composition.potential_gap", Q, 0.0, "V", -2.0, 2.0,
+      doc="Butler-Volmer option: E0_Bi - E0_Sb", source="assumed"),
+    K("bismuth.youngs_modulus", Q, 32e9, "Pa", 0.0, 1e13, exclusive_minimum=True,
+      doc="Young's modulus of Bi", source="SPEC 3.3 (polycrystalline Bi, handbook)"),
+    K("bismuth.poisson_ratio", schema.NUMBER, 0.33, None, -1.0, 0.5, doc="Poisson ratio of Bi",
+      source="assumed (handbook)"),
+    K("bismuth.swelling", schema.NUMBER, 2.51, None, 0.0, 20.0,
+      doc="volume expansion Bi -> Na3Bi, V/V0 - 1",
+      source=f"lattice parameters (SPEC 3.3; the paper quotes 2.23, {_WANG})"),
+    K("bismuth.sodiated_youngs_modulus", Q, 20e9, "Pa", 0.0, 1e13, exclusive_minimum=True,
+      doc="Young's modulus of Na3Bi", source=_SODIATED),
+    K("bismuth.sodiated_poisson_ratio", schema.NUMBER, 0.3, None, -1.0, 0.5,
+      doc="Poisson ratio of Na3Bi", source="assumed"),
+    K("antimony.youngs_modulus", Q, 55e9, "Pa", 0.0, 1e13, exclusive_minimum=True,
+      doc="Young's modulus of Sb", source="SPEC 3.3 (polycrystalline Sb, handbook)"),
+    K("antimony.poisson_ratio", schema.NUMBER, 0.25, None, -1.0, 0.5, doc="Poisson ratio of Sb",
+      source="assumed (handbook)"),
+    K("antimony.swelling", schema.NUMBER, 2.93, None, 0.0, 20.0,
+      doc="volume expansion Sb -> Na3Sb, V/V0 - 1",
+      source=f"lattice parameters (SPEC 3.3; the paper quotes 2.96, {_WANG})"),
+    K("antimony.sodiated_youngs_modulus", Q, 27e9, "Pa", 0.0, 1e13, exclusive_minimum=True,
+      doc="Young's modulus of Na3Sb", source=_SODIATED),
+    K("antimony.sodiated_poisson_ratio", schema.NUMBER, 0.3, None, -1.0, 0.5,
+      doc="Poisson ratio of Na3Sb", source="assumed"),
+    K("plasticity.yield_stress", Q, 0.5e9, "Pa", 0.0, 1e12, exclusive_minimum=True,
+      doc="von Mises yield stress of the unsodiated film", source="assumed (SPEC 3.3)"),
+    K("plasticity.sodiated_yield_stress", Q, 0.2e9, "Pa", 0.0, 1e12, exclusive_minimum=True,
+      doc="yield stress at theta = 1 (linear in theta in between)", source="assumed (SPEC 3.3)"),
+    K("plasticity.hardening", Q, 0.0, "Pa", 0.0, 1e13,
+      doc="linear isotropic hardening modulus (0: perfectly plastic)", source="assumed"),
+    K("substrate.material", schema.STRING, None, doc="material database entry (Cu by default)"),
+    K("substrate.thickness", Q, 100e-6, "m", 1e-9, 1.0, doc="substrate (current collector) thickness",
+      source=f"{_WANG} (0.1 mm Cu in the FEA)"),
+    K("substrate.youngs_modulus", Q, 120e9, "Pa", 0.0, 1e13, exclusive_minimum=True,
+      material_property="youngs_modulus", doc="Young's modulus of the substrate",
+      source="SPEC 3.3 (Cu foil, handbook)"),
+    K("substrate.poisson_ratio", schema.NUMBER, 0.34, None, -1.0, 0.5,
+      material_property="poisson_ratio", doc="Poisson ratio of the substrate",
+      source="assumed (Cu, handbook)"),
+    K("substrate.constraint", schema.CHOICE, "free", choices=("free", "no_bending", "rigid"),
+      doc="free plate (bends); no_bending (curvature held at 0); rigid (no in-plane strain)"),
+    K("failure.toughness", Q, 1.0, "J m^-2", 0.0, 1e6, exclusive_minimum=True,
+      doc="interface / film toughness compared with the energy release rates",
+      source="assumed (SPEC 3.3: 1-10 J m-2)"),
+    K("failure.channel_z", schema.NUMBER, 1.976, None, 0.0, 100.0, exclusive_minimum=True,
+      doc="channel-crack factor Z (1.976: elastically matched film; Beuth 1992 for mismatch)",
+      source=_BEUTH),
+    K("failure.blister_half_width", Q, None, "m", 1e-12, 1.0,
+      doc="half-width b of the straight-sided buckle (default 10 film thicknesses)"),
+    K("mesh.film_layers", schema.INTEGER, 60, None, 1, 1_000_000, doc="layers through the film"),
+    K("mesh.substrate_layers", schema.INTEGER, 8, None, 1, 1_000_000,
+      doc="layers through the substrate (graded toward the interface)"),
+    K("solver.substeps", schema.INTEGER, 4, None, 1, 100_000,
+      doc="load increments between output states (plastic history is committed at each)"),
+    K("solver.tolerance", schema.NUMBER, 1e-12, None, 1e-16, 1e-3,
+      doc="Newton tolerance on the scaled force/moment residual"),
+    K("solver.max_iterations", schema.INTEGER, 50, None, 2, 10_000, doc="Newton iterations per increment"),
+]}
+
+_SOC = K("soc", schema.NUMBER, None, None, 0.0, 1.0, required=True,
+         doc="film state of charge theta at the end of the step")
+_STATES = K("n_states", schema.INTEGER, 20, None, 1, 1_000_000, doc="output states in the step")
+STEP_KEYS: dict[str, dict[str, schema.Key]] = {
+    "sodiate": {"soc": _SOC, "n_states": _STATES},
+    "desodiate": {"soc": _SOC, "n_states": _STATES},
+}
+TABLE_ARRAYS = {"protocol": STEP_KEYS}
+
+_FORMS = {"log": klam.EIGEN_LOG, "engineering": klam.EIGEN_ENGINEERING, "linear": klam.EIGEN_LINEAR}
+_MODES = {"free": klam.MODE_FREE, "no_bending": klam.MODE_FIXED_CURVATURE, "rigid": klam.MODE_FIXED}
+
+
+def validate(case) -> None:
+    """Case errors that need more than one key."""
+    comp.check_composition(case)
+    steps = case["protocol"]
+    if not steps:
+        raise CaseError("a film_stress case needs at least one [[protocol]] step "
+                        "(sodiate / desodiate)")
+    soc = 0.0
+    for k, st in enumerate(steps):
+        target = st["soc"]
+        if st["step"] == "sodiate" and target < soc:
+            raise CaseError(f"protocol.{k}: sodiate to soc = {target:g} from {soc:g} goes down")
+        if st["step"] == "desodiate" and target > soc:
+            raise CaseError(f"protocol.{k}: desodiate to soc = {target:g} from {soc:g} goes up")
+        soc = target
+
+
+# ---------------------------------------------------------------------------------------------
+# the stack
+
+
+@dataclass
+class Stack:
+    """Layers of the substrate (below z = 0) and the film, with their end-member properties."""
+
+    z_faces: np.ndarray  # reference faces [m], substrate from -h_s to 0, film 0 to h_f
+    n_substrate: int
+    x_bi: np.ndarray  # per film layer (midpoint)
+    beta: np.ndarray  # per layer (0 in the substrate)
+    modulus0: np.ndarray  # biaxial modulus at theta = 0 [Pa]
+    modulus1: np.ndarray  # at theta = 1
+    young0: np.ndarray
+    young1: np.ndarray
+    poisson0: np.ndarray
+    poisson1: np.ndarray
+    yield0: np.ndarray
+    yield1: np.ndarray
+    hardening: np.ndarray
+
+    @property
+    def film(self) -> slice:
+        return slice(self.n_substrate, self.z_faces.size - 1)
+
+    @property
+    def film_points(self) -> slice:
+        return slice(2 * self.n_substrate, 2 * (self.z_faces.size - 1))
+
+
+def build(case) -> Stack:
+    """Layers and per-layer properties of a validated case."""
+    h_f, h_s = case["film.thickness"], case["substrate.thickness"]
+    n_f, n_s = case["mesh.film_layers"], case["mesh.substrate_layers"]
+    film_faces = np.linspace(0.0, h_f, n_f + 1)
+    # substrate graded toward the interface (its stress is linear in z, exact on any layers;
+    # grading only matters for a yielding substrate)
+    depth = graded_mesh(h_s, n_s + 1, min(h_f / n_f, h_s / n_s), 1)
+    sub_faces = -depth[::-1]
+    z_faces = np.concatenate((sub_faces[:-1], film_faces))
+    s_mid = 0.5 * (film_faces[:-1] + film_faces[1:]) / h_f
+    x = comp.composition_profile(case, s_mid)
+    n = n_s + n_f
+
+    def per_layer(film_values, substrate_value):
+        out = np.empty(n)
+        out[:n_s] = substrate_value
+        out[n_s:] = film_values
+        return out
+
+    e_sub, nu_sub = case["substrate.youngs_modulus"], case["substrate.poisson_ratio"]
+    e0 = comp.mix(x, case["bismuth.youngs_modulus"], case["antimony.youngs_modulus"])
+    nu0 = comp.mix(x, case["bismuth.poisson_ratio"], case["antimony.poisson_ratio"])
+    e1 = comp.mix(x, case["bismuth.sodiated_youngs_modulus"],
+                  case["antimony.sodiated_youngs_modulus"])
+    nu1 = comp.mix(x, case["bismuth.sodiated_poisson_ratio"],
+                   case["antimony.sodiated_poisson_ratio"])
+    beta = comp.mix(x, case["bismuth.swelling"], case["antimony.swelling"])
+    plastic = case["model.plasticity"]
+    y0 = case["plasticity.yield_stress"] if plastic else math.inf
+    y1 = case["plasticity.sodiated_yield_stress"] if plastic else math.inf
+    young0, young1 = per_layer(e0, e_sub), per_layer(e1, e_sub)
+    poisson0, poisson1 = per_layer(nu0, nu_sub), per_layer(nu1, nu_sub)
+    return Stack(z_faces, n_s, x, per_layer(beta, 0.0), young0 / (1.0 - poisson0),
+                 young1 / (1.0 - poisson1), young0, young1, poisson0, poisson1,
+                 per_layer(np.full(n_f, y0), math.inf), per_layer(np.full(n_f, y1), math.inf),
+                 per_layer(np.full(n_f, case["plasticity.hardening"]), 0.0))
+
+
+def soc_path(case) -> tuple[np.ndarray, np.ndarray]:
+    """Film states of charge of the output states and the protocol step of each."""
+    soc, steps, now = [0.0], [-1], 0.0
+    for k, st in enumerate(case["protocol"]):
+        values = np.linspace(now, st["soc"], st["n_states"] + 1)[1:]
+        soc.extend(values.tolist())
+        steps.extend([k] * values.size)
+        now = st["soc"]
+    return np.array(soc), np.array(steps)
+
+
+# ---------------------------------------------------------------------------------------------
+# the solve
+
+
+@dataclass
+class Result:
+    stack: Stack
+    soc: np.ndarray
+    step: np.ndarray
+    stress: np.ndarray  # (n_states, 2 n_layers) [Pa]
+    plastic: np.ndarray
+    results: np.ndarray  # (n_states, N_RESULT)
+    z_points: np.ndarray  # reference heights of the points [m]
+    wall_time_s: float
+
+
+def simulate(case) -> Result:
+    """Sweep the protocol's uniform states of charge through the laminate."""
+    start = time.perf_counter()
+    stack = build(case)
+    soc, step = soc_path(case)
+    n_layers = stack.z_faces.size - 1
+    theta = np.zeros((soc.size, n_layers))
+    theta[:, stack.film] = soc[:, None]
+    history = np.zeros((klam.N_HISTORY_ROWS, 2 * n_layers))
+    stress = np.empty((soc.size, 2 * n_layers))
+    plastic = np.empty_like(stress)
+    results = np.zeros((soc.size, klam.N_RESULT))
+    kinematics = case["model.kinematics"]
+    done = klam.laminate_sweep(stack.z_faces, theta, stack.beta, stack.modulus0, stack.modulus1,
+                               stack.yield0, stack.yield1, stack.hardening, _FORMS[kinematics],
+                               kinematics != "linear", _MODES[case["substrate.constraint"]],
+                               case["solver.substeps"], case["solver.tolerance"],
+                               case["solver.max_iterations"], history, stress, plastic, results)
+    if done < soc.size:
+        raise ConvergenceError(
+            f"film_stress: the laminate did not balance at soc = {soc[done]:.4g} (scaled residual "
+            f"{results[done, klam.R_RESIDUAL]:.2e} after {case['solver.max_iterations']} "
+            "iterations); more solver.substeps may help", [])
+    z_points = np.empty(2 * n_layers)
+    klam.reference_points(stack.z_faces, z_points)
+    return Result(stack, soc, step, stress, plastic, results, z_points,
+                  time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# derived quantities
+
+
+def point_moduli(stack: Stack, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Young's modulus and Poisson ratio at the film points for film states ``theta`` (n_states,)."""
+    f = stack.film
+    th = np.asarray(theta)[:, None]
+    young = np.repeat(stack.young0[f], 2)[None, :] * (1 - th) + np.repeat(stack.young1[f], 2) * th
+    nu = np.repeat(stack.poisson0[f], 2)[None, :] * (1 - th) + np.repeat(stack.poisson1[f], 2) * th
+    return young, nu
+
+
+def current_weights(stack: Stack, theta: np.ndarray, kinematics: str) -> np.ndarray:
+    """Current quadrature weights of the film points per state [m]."""
+    f = stack.film
+    h = np.diff(stack.z_faces)[f]
+    stretch = 1.0 + stack.beta[f][None, :] * np.asarray(theta)[:, None]
+    if kinematics == "linear":
+        stretch = np.ones_like(stretch)
+    return np.repeat(0.5 * h[None, :] * stretch, 2, axis=1)
+
+
+def failure_measures(case, result: Result) -> dict[str, np.ndarray]:
+    """Energy release rates per state [J m-2] and the state of charge where each trips."""
+    stack = result.stack
+    sigma = result.stress[:, stack.film_points]
+    young, nu = point_moduli(stack, result.soc)
+    w = current_weights(stack, result.soc, case["model.kinematics"])
+    h = w.sum(axis=1)
+    mean_sigma = (sigma * w).sum(axis=1) / h
+    plane = young / (1.0 - nu**2)  # E'
+    e_mean = (plane * w).sum(axis=1) / h
+    channel = np.where(mean_sigma > 0.0, case["failure.channel_z"] * mean_sigma**2 * h / e_mean, 0.0)
+    delam = ((1.0 - nu**2) * sigma**2 / (2.0 * young) * w).sum(axis=1)
+    b = case["failure.blister_half_width"] or 10.0 * case["film.thickness"]
+    sigma_c = math.pi**2 * e_mean * h**2 / (12.0 * b**2)
+    comp_s = -mean_sigma
+    buckle = np.where(comp_s > sigma_c, (comp_s - sigma_c) * (comp_s + 3.0 * sigma_c) * h
+                      / (2.0 * e_mean), 0.0)
+    g_c = case["failure.toughness"]
+
+    def trips(g):
+        hit = np.flatnonzero(g >= g_c)
+        return float(result.soc[hit[0]]) if hit.size else math.nan
+
+    return {"channel_crack_energy_release_rate": channel,
+            "delamination_energy_release_rate": delam,
+            "buckling_energy_release_rate": buckle,
+            "energy_release_rate": np.maximum(np.maximum(channel, delam), buckle),
+            "mean_film_stress": mean_sigma,
+            "channel_crack_soc": trips(channel), "delamination_soc": trips(delam),
+            "buckling_soc": trips(buckle)}
+
+
+def interface_stress(result: Result) -> np.ndarray:
+    """Film stress at z = 0+ per state: the bottom film layer's linear stress extrapolated to its
+    face (the stress is linear in z inside a layer) [Pa]."""
+    q = 2 * result.stack.n_substrate
+    s_lo, s_hi = result.stress[:, q], result.stress[:, q + 1]
+    g = 1.0 / math.sqrt(3.0)  # Gauss points at 1/2 -+ g/2 of the layer
+    return s_lo - (s_hi - s_lo) * (0.5 - 0.5 * g) / g
+
+
+def to_dataset(case, result: Result) -> xr.Dataset:
+    """The SPEC 2.2 Dataset: profiles on (soc, z), scalars per state."""
+    stack = result.stack
+    fp = stack.film_points
+    sigma = result.stress[:, fp]
+    theta_pts = np.repeat(result.soc[:, None], sigma.shape[1], axis=1)
+    fail = failure_measures(case, result)
+    peak_index = np.argmax(np.abs(sigma), axis=1)
+    z = result.z_points[fp]
+    x_pts = np.repeat(stack.x_bi, 2)
+    c_max = _site_density(case, x_pts)
+    res = result.results
+    data = {
+        "x_Bi": x_pts,
+        "theta": theta_pts,
+        "c_Na": theta_pts * c_max[None, :],
+        "sigma_xx": sigma,
+        "sigma_zz": np.zeros_like(sigma),
+        "von_mises": np.abs(sigma),
+        "hydrostatic_stress": 2.0 * sigma / 3.0,
+        "plastic_strain": result.plastic[:, fp],
+        "max_von_mises": np.abs(sigma).max(axis=1),
+        "peak_film_stress": sigma[np.arange(sigma.shape[0]), peak_index],
+        "peak_stress_height": z[peak_index],
+        "interface_stress": interface_stress(result),
+        "substrate_stress_at_interface": result.stress[:, fp.start - 1],
+        "substrate_curvature": res[:, klam.R_KAPPA],
+        "film_thickness": res[:, klam.R_THICKNESS] - case["substrate.thickness"],
+        "protocol_step": result.step.astype(float),
+        **{k: v for k, v in fail.items()},
+    }
+    coords = {"soc": result.soc, "z": z}
+    stats = {"newton_iterations": int(res[:, klam.R_ITERATIONS].sum()),
+             "max_scaled_residual": float(res[:, klam.R_RESIDUAL].max()),
+             "film_layers": case["mesh.film_layers"], "mechanics": case["model.mechanics"],
+             "kinematics": case["model.kinematics"], "plasticity": bool(case["model.plasticity"]),
+             "film_mean_x_Bi": float(np.mean(stack.x_bi))}  # equal layers: midpoint rule
+    ds = make_dataset("film_stress", data, coords,
+                      provenance("film_stress", case.to_toml(), case.references(),
+                                 result.wall_time_s, stats))
+    for name in ("channel_crack_soc", "delamination_soc", "buckling_soc"):
+        ds[name].attrs["nan_means"] = "never reached failure.toughness in this protocol"
+    return ds
+
+
+def _site_density(case, x_bi: np.ndarray) -> np.ndarray:
+    """Na sites per reference volume at full sodiation (three Na per Bi or Sb atom) [mol m-3]."""
+    # molar volumes of the host elements (density / molar mass, handbook): Bi 21.3, Sb 18.2 cm3/mol
+    v_bi, v_sb = 21.31e-6, 18.19e-6
+    return 3.0 / comp.mix(x_bi, v_bi, v_sb)
+
+
+def run(case) -> xr.Dataset:
+    """Run the case's protocol and return the result Dataset (checked finite)."""
+    ds = to_dataset(case, simulate(case))
+    bad = [name for name, var in ds.data_vars.items()
+           if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
+    if bad:
+        raise ConvergenceError(f"film_stress: non-finite {', '.join(bad)} in the result", [])
+    return ds

@@ -1,0 +1,221 @@
+"""film_stress against closed forms and its contracts (SPEC 3.3, 4).
+
+The kernel's own checks (radial return, Stoney, Timoshenko, quadrature order) are in
+tests/kernels/test_laminate.py; these check the model around it: composition profiles,
+property interpolation, the reported quantities and the hand-worked graded-vs-uniform numbers of
+SPEC 3.3.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import fastnai
+from fastnai.errors import CaseError
+from fastnai.models import film_composition as comp
+from fastnai.models import film_stress as fs
+
+REPO = Path(__file__).resolve().parents[2]
+
+ELASTIC = {"model.plasticity": False, "model.kinematics": "linear"}
+#: the host moduli at every state: SPEC 3.3's hand calculation
+HOST_MODULI = {"bismuth.sodiated_youngs_modulus": 32e9, "antimony.sodiated_youngs_modulus": 55e9,
+               "bismuth.sodiated_poisson_ratio": 0.33, "antimony.sodiated_poisson_ratio": 0.25}
+
+
+def case(composition=None, protocol=None, **overrides):
+    cfg = {"model": {"kind": "film_stress"}, "composition": composition or {"profile": "uniform"},
+           "protocol": protocol or [{"step": "sodiate", "soc": 1.0, "n_states": 10}]}
+    return fastnai.load_case(cfg, {k.replace("__", "."): v for k, v in overrides.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# composition
+
+
+def test_process_profile_is_the_papers_recipe():
+    """x_Bi = 1/(2 + q s) with the mean fixed: q ~ 2.37, 0.50 -> 0.23 for a mean of 0.33."""
+    q = comp.process_rate(0.33)
+    assert q == pytest.approx(2.37, abs=0.01)
+    assert math.log1p(q / 2) / q == pytest.approx(0.33, abs=1e-13)
+    ends = comp.process_profile(np.array([0.0, 1.0]), 0.33)
+    np.testing.assert_allclose(ends, [0.5, 1 / (2 + q)], rtol=1e-14)
+    assert ends[1] == pytest.approx(0.23, abs=0.005)
+
+
+@pytest.mark.parametrize("mean", [0.1, 0.33, 0.45])
+def test_process_profile_averages_to_the_requested_mean(mean):
+    """The layers sample the profile at their midpoints: second order in the layer count."""
+    errors = []
+    for n in (20, 40, 80):
+        stack = fs.build(case({"profile": "process", "mean": mean}, mesh__film_layers=n))
+        errors.append(abs(np.mean(stack.x_bi) - mean))
+    assert errors[-1] < 1e-3 * mean
+    assert math.log2(errors[1] / errors[2]) == pytest.approx(2.0, abs=0.05)
+
+
+def test_butler_volmer_process_profile_keeps_the_mean_and_reduces_to_the_concentration_one():
+    s = np.linspace(0, 1, 2001)
+    base = comp.process_profile(s, 0.3)
+    same = comp.process_profile(s, 0.3, bath_model="butler_volmer", exchange_ratio=1.0)
+    np.testing.assert_allclose(same, base, rtol=1e-12)
+    bv = comp.process_profile(s, 0.3, bath_model="butler_volmer", exchange_ratio=2.0,
+                              potential_gap=-0.02)
+    assert np.trapezoid(bv, s) == pytest.approx(0.3, rel=1e-6)
+    assert np.all(np.diff(bv) < 0)  # still Bi-rich at the bottom
+
+
+def test_linear_and_tabulated_profiles():
+    s = np.array([0.0, 0.25, 1.0])
+    lin = case({"profile": "linear", "bottom": 0.66, "top": 0.0})
+    np.testing.assert_allclose(comp.composition_profile(lin, s), [0.66, 0.495, 0.0])
+    tab = case({"profile": "tabulated", "fractions": [0.0, 0.5, 1.0], "x_bi": [0.6, 0.2, 0.2]})
+    np.testing.assert_allclose(comp.composition_profile(tab, s), [0.6, 0.4, 0.2])
+
+
+@pytest.mark.parametrize("composition, match", [
+    ({"profile": "linear", "bottom": 1.0}, "needs composition.bottom and composition.top"),
+    ({"profile": "linear", "bottom": 1.0, "top": 0.0, "mean": 0.33}, "averages 0.5"),
+    ({"profile": "tabulated", "fractions": [0.0, 1.0], "x_bi": [0.5]}, "of one length"),
+    ({"profile": "tabulated", "fractions": [0.0, 0.7, 0.5, 1.0], "x_bi": [0.5] * 4},
+     "rise strictly"),
+    ({"profile": "process", "mean": 0.6}, "means below 0.5"),
+])
+def test_bad_compositions_are_case_errors(composition, match):
+    with pytest.raises(CaseError, match=match):
+        case(composition)
+
+
+def test_a_desodiation_that_goes_up_is_a_case_error():
+    with pytest.raises(CaseError, match="goes up"):
+        case(protocol=[{"step": "sodiate", "soc": 0.5}, {"step": "desodiate", "soc": 0.7}])
+
+
+# ---------------------------------------------------------------------------------------------
+# mechanics through the model
+
+
+@pytest.mark.parametrize("profile", [{"profile": "uniform"},
+                                     {"profile": "linear", "bottom": 1.0, "top": 0.0}])
+def test_rigid_substrate_gives_the_biaxial_eigenstress_exactly(profile):
+    """Small strain, elastic, rigid substrate: sigma = -M(theta, x) beta(x) theta / 3 everywhere."""
+    c = case(profile, **ELASTIC, substrate__constraint="rigid")
+    ds = fastnai.run(c)
+    stack = fs.build(c)
+    x = np.repeat(stack.x_bi, 2)
+    beta = comp.mix(x, 2.51, 2.93)
+    theta = ds.soc.values[:, None]
+    m0 = comp.mix(x, 32e9, 55e9) / (1 - comp.mix(x, 0.33, 0.25))
+    m1 = comp.mix(x, 20e9, 27e9) / (1 - comp.mix(x, 0.3, 0.3))
+    exact = -(m0 + (m1 - m0) * theta) * beta * theta / 3
+    np.testing.assert_allclose(ds.sigma_xx.values, exact, rtol=1e-13, atol=1e-3)
+
+
+def test_thin_film_curvature_is_stoneys():
+    """600 nm on 100 um Cu: kappa = 6 sigma_f h_f / (M_s h_s^2) within 1 % (the Stoney
+    error is ~(1 - 4 M_f/M_s) h_f/h_s, 0.3 % here), over the reference thickness."""
+    ds = fastnai.run(case(**ELASTIC, **HOST_MODULI))
+    m_s = 120e9 / (1 - 0.34)
+    h_f, h_s = 600e-9, 100e-6
+    for k in range(1, ds.soc.size):
+        sigma_f = float(ds.mean_film_stress[k])
+        stoney = -6 * sigma_f * h_f / (m_s * h_s**2)  # compressive film: film side convex
+        assert float(ds.substrate_curvature[k]) == pytest.approx(stoney, rel=0.01)
+
+
+@pytest.mark.parametrize("bottom, top, interface, peak", [
+    (0.66, 0.0, (-0.17, -0.16), (0.14, 0.175)),
+    (1.0, 0.0, (-0.35, -0.31), (0.14, 0.175)),
+])
+def test_graded_vs_solid_solution_matches_the_hand_calculation(bottom, top, interface, peak):
+    """SPEC 3.3, worked by hand (linear elastic, uniform theta, host moduli): against the
+    solid solution x = 0.33 the 0.66 -> 0 film's interface stress is 16-17 % lower and its peak
+    14-17 % higher; the 1 -> 0 film's interface stress 31-35 % lower."""
+    solid = fastnai.run(case(**ELASTIC, **HOST_MODULI))
+    graded = fastnai.run(case({"profile": "linear", "bottom": bottom, "top": top},
+                              **ELASTIC, **HOST_MODULI))
+    d_int = float(graded.interface_stress[-1] / solid.interface_stress[-1]) - 1
+    d_peak = float(graded.peak_film_stress[-1] / solid.peak_film_stress[-1]) - 1
+    assert interface[0] <= d_int <= interface[1]
+    assert peak[0] <= d_peak <= peak[1]
+    # the graded film's peak moves to the Sb-rich surface; the solid solution's is at the Cu
+    assert float(graded.peak_stress_height[-1]) > 0.95 * 600e-9
+    assert float(solid.peak_stress_height[-1]) < 0.05 * 600e-9
+
+
+def test_interface_stress_is_the_bottom_layers_stress_at_its_face():
+    """Elastic stress is linear in z inside a layer: the extrapolation to z = 0 equals the
+    eps0 of the plate evaluated there."""
+    c = case(**ELASTIC)
+    result = fs.simulate(c)
+    stack = result.stack
+    q = 2 * stack.n_substrate
+    m = stack.modulus0[stack.n_substrate] + (stack.modulus1[stack.n_substrate]
+                                             - stack.modulus0[stack.n_substrate]) * result.soc
+    e_star = stack.beta[stack.n_substrate] * result.soc / 3
+    exact = m * (result.results[:, 0] - e_star)  # eps at z = 0 is eps0
+    np.testing.assert_allclose(fs.interface_stress(result), exact, rtol=1e-10, atol=1e-3)
+    assert q == 2 * c["mesh.substrate_layers"]
+
+
+def test_cycle_flows_in_compression_and_ends_in_tension():
+    ds = fastnai.run(REPO / "cases" / "film_stress_bisb_solid_solution.toml")
+    top = int(np.argmax(ds.soc.values))
+    # perfectly plastic: at yield (0.5 -> 0.2 GPa) in compression at full sodiation, then the
+    # unsodiated film ends at +0.5 GPa in tension, bending the thick foil slightly
+    assert float(ds.mean_film_stress[top]) == pytest.approx(-0.2e9, rel=1e-3)
+    assert float(ds.mean_film_stress[-1]) == pytest.approx(0.5e9, rel=1e-3)
+    assert float(ds.plastic_strain[top].mean()) < 0 < float(ds.plastic_strain[top].max()) + 1
+    # channel cracks (tension only) trip on desodiation, never on sodiation
+    soc_crack = float(ds.channel_crack_soc)
+    steps = ds.protocol_step.values
+    first = np.flatnonzero(ds.channel_crack_energy_release_rate.values >= 1.0)[0]
+    assert steps[first] == 1 and ds.soc.values[first] == soc_crack
+    assert np.all(ds.channel_crack_energy_release_rate.values[steps <= 0] == 0.0)
+
+
+def test_energy_release_rates_reduce_to_the_uniform_film_formulas():
+    ds = fastnai.run(case(**ELASTIC, **HOST_MODULI, substrate__constraint="rigid",
+                          failure__toughness=1e6))
+    x, h = 0.33, 600e-9
+    e, nu = comp.mix(x, 32e9, 55e9), comp.mix(x, 0.33, 0.25)
+    sigma = ds.mean_film_stress.values
+    np.testing.assert_allclose(ds.delamination_energy_release_rate.values,
+                               (1 - nu**2) * sigma**2 * h / (2 * e), rtol=1e-12)
+    assert np.all(ds.channel_crack_energy_release_rate.values == 0.0)  # compression
+    sigma_c = math.pi**2 * e / (1 - nu**2) * h**2 / (12 * (10 * h) ** 2)
+    comp_s = -sigma
+    expected = np.where(comp_s > sigma_c, (1 - nu**2) * h * (comp_s - sigma_c)
+                        * (comp_s + 3 * sigma_c) / (2 * e), 0.0)
+    np.testing.assert_allclose(ds.buckling_energy_release_rate.values, expected, rtol=1e-12)
+    assert math.isnan(float(ds.channel_crack_soc))
+
+
+def test_large_swelling_thickens_the_film_by_lambda_z():
+    ds = fastnai.run(REPO / "cases" / "film_stress_bisb_graded.toml")
+    stack = fs.build(fastnai.load_case(REPO / "cases" / "film_stress_bisb_graded.toml"))
+    beta = stack.beta[stack.film]
+    for k in (0, 20, 40):
+        theta = float(ds.soc[k])
+        expected = float(np.sum(np.diff(stack.z_faces)[stack.film] * (1 + beta * theta)))
+        assert float(ds.film_thickness[k]) == pytest.approx(expected, rel=1e-9)
+    assert float(ds.film_thickness[40]) == pytest.approx(2.3e-6, rel=0.02)  # 600 nm -> ~2.3 um
+
+
+def test_dataset_contract_and_netcdf_round_trip(tmp_path):
+    ds = fastnai.run(REPO / "cases" / "film_stress_bisb_graded.toml",
+                     output=tmp_path / "out.nc")
+    for name in ("x_Bi", "theta", "c_Na", "sigma_xx", "sigma_zz", "von_mises",
+                 "hydrostatic_stress", "plastic_strain", "max_von_mises", "interface_stress",
+                 "substrate_curvature", "energy_release_rate", "film_thickness"):
+        assert name in ds, name
+        assert ds[name].attrs["units"] and ds[name].attrs["long_name"]
+    assert ds.sigma_xx.dims == ("soc", "z") and ds.z.attrs["units"] == "m"
+    assert ds.attrs["film_mean_x_Bi"] == pytest.approx(0.33, abs=1e-4)
+    back = xr.open_dataset(tmp_path / "out.nc")
+    xr.testing.assert_identical(back.load(), ds)
