@@ -11,7 +11,8 @@ import xarray as xr
 
 from ._version import version as _fastnai_version
 
-# Dimension placeholder "space" becomes x (planar) or r (sphere, dot).
+# Dimension placeholder "space" becomes x (planar) or r (sphere, dot); "state" becomes t in a
+# transient film_stress run and soc in a quasi-static one.
 # Charge is written "A s" (= C): cf_xarray's pint registry reads a bare "C" as degree Celsius.
 VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
     "band_bending": {
@@ -53,34 +54,39 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
     },
     "film_stress": {
         "x_Bi": (("z",), "1", "Bi fraction x of Bi(x)Sb(1-x)"),
-        "theta": (("soc", "z"), "1", "sodiation fraction (Na per site of Na3M)"),
-        "c_Na": (("soc", "z"), "mol m-3", "Na concentration per reference volume"),
-        "sigma_xx": (("soc", "z"), "Pa", "in-plane stress (equi-biaxial: sigma_yy = sigma_xx)"),
-        "sigma_zz": (("soc", "z"), "Pa", "through-thickness stress (zero in the laminate)"),
-        "von_mises": (("soc", "z"), "Pa", "von Mises stress"),
-        "hydrostatic_stress": (("soc", "z"), "Pa", "mean stress, trace(sigma)/3"),
-        "plastic_strain": (("soc", "z"), "1", "in-plane plastic strain"),
-        "max_von_mises": (("soc",), "Pa", "largest von Mises stress in the film"),
-        "peak_film_stress": (("soc",), "Pa", "in-plane film stress of largest magnitude (signed)"),
-        "peak_stress_height": (("soc",), "m", "reference height of the peak film stress"),
-        "interface_stress": (("soc",), "Pa", "in-plane film stress at the film-substrate interface"),
-        "substrate_stress_at_interface": (("soc",), "Pa",
+        "theta": (("state", "z"), "1", "sodiation fraction (Na per site of Na3M)"),
+        "c_Na": (("state", "z"), "mol m-3", "Na concentration per reference volume"),
+        "sigma_xx": (("state", "z"), "Pa", "in-plane stress (equi-biaxial: sigma_yy = sigma_xx)"),
+        "sigma_zz": (("state", "z"), "Pa", "through-thickness stress (zero in the laminate)"),
+        "von_mises": (("state", "z"), "Pa", "von Mises stress"),
+        "hydrostatic_stress": (("state", "z"), "Pa", "mean stress, trace(sigma)/3"),
+        "plastic_strain": (("state", "z"), "1", "in-plane plastic strain"),
+        "max_von_mises": (("state",), "Pa", "largest von Mises stress in the film"),
+        "peak_film_stress": (("state",), "Pa", "in-plane film stress of largest magnitude (signed)"),
+        "peak_stress_height": (("state",), "m", "reference height of the peak film stress"),
+        "interface_stress": (("state",), "Pa", "in-plane film stress at the film-substrate interface"),
+        "substrate_stress_at_interface": (("state",), "Pa",
                                           "in-plane substrate stress just below the interface"),
-        "substrate_curvature": (("soc",), "m-1",
+        "substrate_curvature": (("state",), "m-1",
                                 "curvature of the plate (positive: film side convex)"),
-        "film_thickness": (("soc",), "m", "current film thickness"),
-        "mean_film_stress": (("soc",), "Pa", "thickness-averaged in-plane film stress"),
-        "channel_crack_energy_release_rate": (("soc",), "J m-2",
+        "film_thickness": (("state",), "m", "current film thickness"),
+        "mean_film_stress": (("state",), "Pa", "thickness-averaged in-plane film stress"),
+        "channel_crack_energy_release_rate": (("state",), "J m-2",
                                               "channel cracking, Z sigma^2 h / E' (tension only)"),
-        "delamination_energy_release_rate": (("soc",), "J m-2",
+        "delamination_energy_release_rate": (("state",), "J m-2",
                                              "steady delamination, int (1 - nu^2) sigma^2/(2E) dz"),
-        "buckling_energy_release_rate": (("soc",), "J m-2",
+        "buckling_energy_release_rate": (("state",), "J m-2",
                                          "buckle-driven delamination of a straight blister"),
-        "energy_release_rate": (("soc",), "J m-2", "largest of the three energy release rates"),
+        "energy_release_rate": (("state",), "J m-2", "largest of the three energy release rates"),
         "channel_crack_soc": ((), "1", "state of charge where channel cracking first trips"),
         "delamination_soc": ((), "1", "state of charge where delamination first trips"),
         "buckling_soc": ((), "1", "state of charge where buckle delamination first trips"),
-        "protocol_step": (("soc",), "1", "index of the [[protocol]] entry (-1: initial state)"),
+        "protocol_step": (("state",), "1", "index of the [[protocol]] entry (-1: initial state)"),
+        "mean_theta": (("state",), "1", "film state of charge, thickness-mean theta"),
+        "voltage": (("t",), "V", "electrode voltage vs Na+/Na"),
+        "current_density": (("t",), "A m-2", "current per film area, anodic (Na extraction) positive"),
+        "na_inventory": (("t",), "mol m-2", "Na in the film from the state, per film area"),
+        "jump_diffusivity_mean": ((), "m2 s-1", "thickness-mean Na diffusivity of the unsodiated film"),
     },
     "drift_diffusion": {
         "voltage": (("t",), "V", "electrode voltage vs Na+/Na (Fermi level of the contact)"),
@@ -144,6 +150,7 @@ def make_dataset(kind: str, data: Mapping[str, Any], coords: Mapping[str, np.nda
     """
     table = VARIABLES[kind]
     space = next((c for c in coords if c in ("x", "r")), None)
+    state = "t" if "t" in coords else "soc"  # film_stress: quasi-static sweep or transient
     ds = xr.Dataset()
     for name, values in coords.items():
         units, long_name = COORDINATES[name]
@@ -151,7 +158,7 @@ def make_dataset(kind: str, data: Mapping[str, Any], coords: Mapping[str, np.nda
                                       {"units": units, "long_name": long_name})
     for name, values in data.items():
         dims, units, long_name = table[name]
-        dims = tuple(space if d == "space" else d for d in dims)
+        dims = tuple(space if d == "space" else state if d == "state" else d for d in dims)
         ds[name] = xr.Variable(dims, np.asarray(values, dtype=np.float64),
                                {"units": units, "long_name": long_name})
     ds.attrs.update(attrs)

@@ -20,6 +20,14 @@ state of charge follows the ``[[protocol]]``: ``sodiate`` / ``desodiate`` sweep 
 quasi-statically (as the paper's FEA did), committing plastic history, so a cycle shows tension
 on desodiation.
 
+With ``model.sodiation = "diffusion"`` Na enters at the surface instead: theta(z, t) follows
+the film-diffusion kernel (:mod:`fastnai._kernels.film_diffusion`, reference frame,
+D / lambda_z^2, log-mixed in composition) under the shared BDF2 engine, with an open-circuit
+curve U(theta, x_Bi) and Butler-Volmer kinetics at the surface, so constant-current, rest,
+constant-voltage and GITT steps run on the film; the laminate is balanced (and its plastic state
+committed) at every accepted step. The stress-coupled flux is not on yet (see
+``build_transport``).
+
 Failure measures per state (SPEC 3.3): channel cracking G = Z sigma^2 h / E' (tension only,
 Z = 1.976), delamination G = int (1 - nu^2) sigma^2 / (2E) dz (the uniform-film formula
 (1 - nu^2) sigma^2 h / (2E) pointwise, the laminate energy released by a graded film), and
@@ -38,8 +46,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from scipy import constants
 
 from .. import schema
+from .. import transient as tr
+from .._kernels import film_diffusion as kfd
 from .._kernels import laminate as klam
 from ..errors import CaseError, ConvergenceError
 from ..mesh import graded_mesh
@@ -62,6 +73,10 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="laminate: 1D through-thickness plate (force and moment balance, curvature)"),
     K("model.plasticity", schema.BOOLEAN, True,
       doc="J2 plasticity with radial return (false: elastic, for checks)"),
+    K("model.sodiation", schema.CHOICE, "uniform", choices=("uniform", "diffusion"),
+      doc="uniform: quasi-static sweep of a uniform theta (the paper's FEA; protocol sodiate / "
+          "desodiate); diffusion: Na enters at the surface (protocol constant_current, rest, "
+          "gitt, constant_voltage)"),
     K("model.kinematics", schema.CHOICE, "log", choices=("log", "engineering", "linear"),
       doc="eigenstrain (1/3) ln(1 + beta theta) (Hencky), (1 + beta theta)^(1/3) - 1, or the "
           "small-strain beta theta / 3 integrated over the reference thickness"),
@@ -110,6 +125,25 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="Young's modulus of Na3Sb", source=_SODIATED),
     K("antimony.sodiated_poisson_ratio", schema.NUMBER, 0.3, None, -1.0, 0.5,
       doc="Poisson ratio of Na3Sb", source="assumed"),
+    K("bismuth.diffusivity", Q, 1e-15, "m^2 s^-1", 0.0, 1.0, exclusive_minimum=True,
+      doc="Na diffusivity in the Bi end member (current frame)",
+      source="assumed (SPEC 3.3: 1e-12 ... 1e-10 cm2 s-1)"),
+    K("antimony.diffusivity", Q, 1e-16, "m^2 s^-1", 0.0, 1.0, exclusive_minimum=True,
+      doc="Na diffusivity in the Sb end member (log-mixed in composition)",
+      source="assumed (SPEC 3.3: 1e-12 ... 1e-10 cm2 s-1)"),
+    K("bismuth.ocv_u0", Q, 0.55, "V", -5.0, 10.0, doc="U0 of the Bi end member (vs Na+/Na)",
+      source="assumed (single-phase slope for the solver tests; real Bi sodiates in plateaus)"),
+    K("antimony.ocv_u0", Q, 0.65, "V", -5.0, 10.0, doc="U0 of the Sb end member (vs Na+/Na)",
+      source="assumed (single-phase slope)"),
+    K("film.ocv_interaction", Q, 0.0, "V", -10.0, 10.0,
+      doc="Omega of U = U0(x) - (RT/F) ln(theta/(1-theta)) - Omega (1 - 2 theta); above 2RT/F "
+          "the curve folds into two phases, where the GITT formula fails"),
+    K("interface.exchange_current", Q, 1.0, "A m^-2", 0.0, 1e6, exclusive_minimum=True,
+      doc="i0_ref of i0 = i0_ref 2 sqrt(theta (1 - theta))", source="assumed"),
+    K("interface.transfer_coefficient", schema.NUMBER, 0.5, None, 0.0, 1.0, exclusive_minimum=True,
+      doc="Butler-Volmer alpha"),
+    K("initial.soc", schema.NUMBER, 0.001, None, 1e-9, 0.999999, doc="uniform theta at t = 0 "
+      "(diffusion)"),
     K("plasticity.yield_stress", Q, 0.5e9, "Pa", 0.0, 1e12, exclusive_minimum=True,
       doc="von Mises yield stress of the unsodiated film", source="assumed (SPEC 3.3)"),
     K("plasticity.sodiated_yield_stress", Q, 0.2e9, "Pa", 0.0, 1e12, exclusive_minimum=True,
@@ -143,15 +177,40 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("solver.tolerance", schema.NUMBER, 1e-12, None, 1e-16, 1e-3,
       doc="Newton tolerance on the scaled force/moment residual"),
     K("solver.max_iterations", schema.INTEGER, 50, None, 2, 10_000, doc="Newton iterations per increment"),
+    K("solver.rtol", schema.NUMBER, 1e-4, None, 1e-12, 0.1, doc="local-error tolerance of BDF2 "
+      "(diffusion)"),
 ]}
 
 _SOC = K("soc", schema.NUMBER, None, None, 0.0, 1.0, required=True,
          doc="film state of charge theta at the end of the step")
 _STATES = K("n_states", schema.INTEGER, 20, None, 1, 1_000_000, doc="output states in the step")
+_CUTOFF = K("cutoff_voltage", Q, None, "V", -5.0, 10.0, doc="cut-off voltage")
+_DIRECTION = K("direction", schema.CHOICE, "discharge", choices=("discharge", "charge"),
+               doc="discharge: sodiation; charge: desodiation")
+_CRATE = K("c_rate", schema.NUMBER, None, None, 0.0, 1e4, exclusive_minimum=True, required=True,
+           doc="current in multiples of 1C (the film's site capacity per hour)")
 STEP_KEYS: dict[str, dict[str, schema.Key]] = {
     "sodiate": {"soc": _SOC, "n_states": _STATES},
     "desodiate": {"soc": _SOC, "n_states": _STATES},
+    "constant_current": {
+        "c_rate": _CRATE, "direction": _DIRECTION, "cutoff_voltage": _CUTOFF,
+        "max_duration": K("max_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
+                          doc="time limit (default 1.5 h / c_rate)")},
+    "rest": {"duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
+                           required=True, doc="open-circuit time")},
+    "constant_voltage": {
+        "voltage": K("voltage", Q, None, "V", -5.0, 10.0, required=True, doc="held voltage"),
+        "duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True, required=True,
+                      doc="hold time")},
+    "gitt": {
+        "c_rate": _CRATE, "direction": _DIRECTION, "cutoff_voltage": _CUTOFF,
+        "pulse_duration": K("pulse_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
+                            required=True, doc="current pulse"),
+        "rest_duration": K("rest_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
+                           required=True, doc="relaxation after each pulse"),
+        "n_pulses": K("n_pulses", schema.INTEGER, 10, None, 1, 100_000, doc="pulses at most")},
 }
+QUASI_STATIC_STEPS = ("sodiate", "desodiate")
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
 
 _FORMS = {"log": klam.EIGEN_LOG, "engineering": klam.EIGEN_ENGINEERING, "linear": klam.EIGEN_LINEAR}
@@ -164,7 +223,17 @@ def validate(case) -> None:
     steps = case["protocol"]
     if not steps:
         raise CaseError("a film_stress case needs at least one [[protocol]] step "
-                        "(sodiate / desodiate)")
+                        "(sodiate / desodiate, or constant_current / rest / gitt / "
+                        "constant_voltage with model.sodiation = 'diffusion')")
+    uniform = case["model.sodiation"] == "uniform"
+    for k, st in enumerate(steps):
+        if (st["step"] in QUASI_STATIC_STEPS) != uniform:
+            raise CaseError(f"protocol.{k}: step {st['step']!r} needs model.sodiation = "
+                            f"{'uniform' if st['step'] in QUASI_STATIC_STEPS else 'diffusion'!r}")
+        if st["step"] in ("constant_current", "gitt") and st["cutoff_voltage"] is None:
+            raise CaseError(f"protocol.{k}: {st['step']} needs cutoff_voltage")
+    if not uniform:
+        return
     soc = 0.0
     for k, st in enumerate(steps):
         target = st["soc"]
@@ -262,14 +331,19 @@ def soc_path(case) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Result:
+    """States of a run: quasi-static (one per state of charge) or transient (one per step)."""
+
     stack: Stack
-    soc: np.ndarray
-    step: np.ndarray
+    soc: np.ndarray  # film-mean theta per state
+    step: np.ndarray  # protocol step per state
+    theta: np.ndarray  # (n_states, n_film_layers)
     stress: np.ndarray  # (n_states, 2 n_layers) [Pa]
     plastic: np.ndarray
     results: np.ndarray  # (n_states, N_RESULT)
     z_points: np.ndarray  # reference heights of the points [m]
     wall_time_s: float
+    series: dict | None = None  # transient: t, voltage, current, inventory
+    stats: dict | None = None
 
 
 def simulate(case) -> Result:
@@ -297,8 +371,206 @@ def simulate(case) -> Result:
             "iterations); more solver.substeps may help", [])
     z_points = np.empty(2 * n_layers)
     klam.reference_points(stack.z_faces, z_points)
-    return Result(stack, soc, step, stress, plastic, results, z_points,
+    return Result(stack, soc, step, theta[:, stack.film], stress, plastic, results, z_points,
                   time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# sodiation by diffusion through the thickness
+
+
+@dataclass
+class Transport:
+    """Film cells (= the laminate's film layers) and their transport properties."""
+
+    h: np.ndarray  # reference cell thickness [m]
+    c_max: np.ndarray  # Na sites per reference volume [mol m-3]
+    d_cell: np.ndarray  # current-frame diffusivity [m2 s-1]
+    beta: np.ndarray
+    sc: np.ndarray  # kernel scalars (film_diffusion.S_*)
+    one_c: float  # 1C current density [A m-2]
+
+
+def build_transport(case, stack: Stack) -> Transport:
+    f = stack.film
+    h = np.diff(stack.z_faces)[f]
+    x = stack.x_bi
+    c_max = _site_density(case, x)
+    d = np.exp(comp.mix(x, math.log(case["bismuth.diffusivity"]),
+                        math.log(case["antimony.diffusivity"])))
+    vt = constants.R * case["model.temperature"] / kfd.FARADAY
+    sc = np.zeros(kfd.N_SCALARS)
+    sc[kfd.S_VT] = vt
+    # The stress-coupled flux (Omega = beta V_host / 3 = beta / c_max, SPEC 3.3) is not switched
+    # on: lagged one step behind the mechanics it was unstable (hundreds of thousands of steps
+    # and GITT diffusivities 100x off); it needs the coupled tridiagonal + rank-2 Newton that
+    # fastnai._kernels.laminate prepares (equilibrium_sensitivity, solve_tridiagonal_rank2).
+    sc[kfd.S_OMEGA_MECH] = 0.0
+    sc[kfd.S_I0] = case["interface.exchange_current"]
+    sc[kfd.S_ALPHA] = case["interface.transfer_coefficient"]
+    sc[kfd.S_U0] = float(comp.mix(x[-1], case["bismuth.ocv_u0"], case["antimony.ocv_u0"]))
+    sc[kfd.S_OMEGA_U] = case["film.ocv_interaction"]
+    one_c = kfd.FARADAY * float(np.sum(h * c_max)) / 3600.0
+    return Transport(h, c_max, d, stack.beta[f].copy(), sc, one_c)
+
+
+@dataclass
+class _Control:
+    mode: str  # "current" or "voltage"
+    value: float
+    cutoff: float | None = None
+
+
+class FilmCell:
+    """The film's Na transport as an :class:`~fastnai.transient.ImplicitProblem`; every accepted
+    step also balances the laminate with the new theta profile and commits its plastic state."""
+
+    def __init__(self, case, stack: Stack, tr_: Transport):
+        self.case = case
+        self.stack = stack
+        self.tr = tr_
+        self.n_unknowns = tr_.h.size
+        self.ws = kfd.workspace(self.n_unknowns)
+        self.sigma_h = np.zeros(self.n_unknowns)  # stress coupling off (see build_transport)
+        self.control = _Control("current", 0.0)
+        self.tol = 1e-10
+        self.max_iter = case["solver.max_iterations"]
+        n_layers = stack.z_faces.size - 1
+        self.history = np.zeros((klam.N_HISTORY_ROWS, 2 * n_layers))
+        self.theta_layers = np.zeros((1, n_layers))
+        self.records: dict[str, list] = {k: [] for k in (
+            "t", "voltage", "current", "inventory", "step", "theta", "stress", "plastic", "result")}
+        self.step_index = -1
+        kin = case["model.kinematics"]
+        self._mech = (_FORMS[kin], kin != "linear", _MODES[case["substrate.constraint"]])
+
+    def _scalars(self, control: _Control) -> np.ndarray:
+        sc = self.tr.sc.copy()
+        sc[kfd.S_CONTROL] = 0.0 if control.mode == "current" else 1.0
+        sc[kfd.S_VALUE] = control.value
+        return sc
+
+    def solve_step(self, y_guess, alpha0, history, t_new, dt):
+        theta = np.clip(y_guess, 1e-9, 1.0 - 1e-9)
+        lower, diag, upper, res, delta, work = self.ws
+        t = self.tr
+        its = kfd.newton(theta, history, alpha0, dt, t.h, t.c_max, t.d_cell, t.beta, self.sigma_h,
+                         self._scalars(self.control), self.tol, self.max_iter, lower, diag, upper,
+                         res, delta, work)
+        if its < 0:
+            return np.full_like(theta, np.nan), False, -its
+        return theta, True, its
+
+    def error_weights(self, y, rtol):
+        return rtol * (np.abs(y) + 1e-3)
+
+    def current(self, y) -> float:
+        return float(kfd.surface_current(y, self._scalars(self.control)))
+
+    def voltage(self, y) -> float:
+        c = self.control
+        if c.mode == "voltage":
+            return c.value
+        return float(kfd.cell_voltage_galvanostatic(float(y[-1]), c.value,
+                                                    self._scalars(self.control)))
+
+    def event_functions(self, t, y):
+        c = self.control
+        if c.mode != "current" or c.cutoff is None or c.value == 0.0:
+            return np.zeros(0)
+        return np.array([self.voltage(y) - c.cutoff])
+
+    def on_accept(self, t, y):
+        self.record(t, y)
+
+    def record(self, t, y):
+        stack = self.stack
+        self.theta_layers[0, stack.film] = y
+        stress = np.empty((1, self.history.shape[1]))
+        plastic = np.empty_like(stress)
+        result = np.zeros((1, klam.N_RESULT))
+        form, frame, mode = self._mech
+        done = klam.laminate_sweep(stack.z_faces, self.theta_layers, stack.beta, stack.modulus0,
+                                   stack.modulus1, stack.yield0, stack.yield1, stack.hardening,
+                                   form, frame, mode, 1, self.case["solver.tolerance"],
+                                   self.case["solver.max_iterations"], self.history, stress,
+                                   plastic, result)
+        if done < 1:
+            raise ConvergenceError(f"film_stress: the laminate did not balance at t = {t:.6g} s", [])
+        r = self.records
+        r["t"].append(t)
+        r["voltage"].append(self.voltage(y))
+        r["current"].append(self.current(y))
+        r["inventory"].append(float(kfd.inventory(y, self.tr.h, self.tr.c_max)))
+        r["step"].append(self.step_index)
+        r["theta"].append(y.copy())
+        r["stress"].append(stress[0].copy())
+        r["plastic"].append(plastic[0].copy())
+        r["result"].append(result[0].copy())
+
+
+def _segments(case, one_c: float) -> list[tuple[int, _Control, float, bool]]:
+    """(step index, control, duration, stops the step at the cut-off) in protocol order."""
+    sign = {"discharge": -1.0, "charge": 1.0}
+    out = []
+    for k, st in enumerate(case["protocol"]):
+        kind = st["step"]
+        if kind == "rest":
+            out.append((k, _Control("current", 0.0), st["duration"], False))
+        elif kind == "constant_voltage":
+            out.append((k, _Control("voltage", st["voltage"]), st["duration"], False))
+        elif kind == "constant_current":
+            current = sign[st["direction"]] * st["c_rate"] * one_c
+            duration = st["max_duration"] or 1.5 * 3600.0 / st["c_rate"]
+            out.append((k, _Control("current", current, st["cutoff_voltage"]), duration, True))
+        elif kind == "gitt":
+            current = sign[st["direction"]] * st["c_rate"] * one_c
+            for _ in range(st["n_pulses"]):
+                out.append((k, _Control("current", current, st["cutoff_voltage"]),
+                            st["pulse_duration"], True))
+                out.append((k, _Control("current", 0.0), st["rest_duration"], False))
+    return out
+
+
+def simulate_transport(case, progress=None) -> Result:
+    """Run the protocol with Na entering at the surface (``model.sodiation = "diffusion"``)."""
+    start = time.perf_counter()
+    stack = build(case)
+    transport = build_transport(case, stack)
+    cell = FilmCell(case, stack, transport)
+    y = np.full(cell.n_unknowns, case["initial.soc"])
+    t = 0.0
+    cell.record(t, y)
+    stats = {"n_steps": 0, "n_rejected": 0, "newton_iterations": 0}
+    skip = None
+    for k, control, duration, stops in _segments(case, transport.one_c):
+        if k == skip:
+            continue
+        cell.control = control
+        cell.step_index = k
+        if control.cutoff is not None and control.value != 0.0 and math.copysign(
+                1.0, control.value) * (cell.voltage(y) - control.cutoff) >= 0.0:
+            if stops:
+                skip = k
+            continue
+        traj = tr.integrate(cell, y, t, t + duration, rtol=case["solver.rtol"],
+                            dt_initial=duration * 1e-6, store_states=False, progress=progress)
+        y, t = traj.y_final, traj.t_final
+        stats["n_steps"] += traj.stats.n_steps
+        stats["n_rejected"] += traj.stats.n_rejected_error + traj.stats.n_rejected_newton
+        stats["newton_iterations"] += traj.stats.n_newton_iterations
+        if traj.status == "event" and stops:
+            skip = k
+    z_points = np.empty(stack.z_faces.size * 2 - 2)
+    klam.reference_points(stack.z_faces, z_points)
+    r = cell.records
+    theta = np.array(r["theta"])
+    series = {"t": np.array(r["t"]), "voltage": np.array(r["voltage"]),
+              "current": np.array(r["current"]), "inventory": np.array(r["inventory"]),
+              "one_c": transport.one_c, "mean_diffusivity": float(np.mean(transport.d_cell))}
+    return Result(stack, np.mean(theta, axis=1), np.array(r["step"]), theta, np.array(r["stress"]),
+                  np.array(r["plastic"]), np.array(r["result"]), z_points,
+                  time.perf_counter() - start, series, stats)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,9 +578,9 @@ def simulate(case) -> Result:
 
 
 def point_moduli(stack: Stack, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Young's modulus and Poisson ratio at the film points for film states ``theta`` (n_states,)."""
+    """Young's modulus and Poisson ratio at the film points; ``theta`` (n_states, n_film_layers)."""
     f = stack.film
-    th = np.asarray(theta)[:, None]
+    th = np.repeat(np.asarray(theta), 2, axis=1)
     young = np.repeat(stack.young0[f], 2)[None, :] * (1 - th) + np.repeat(stack.young1[f], 2) * th
     nu = np.repeat(stack.poisson0[f], 2)[None, :] * (1 - th) + np.repeat(stack.poisson1[f], 2) * th
     return young, nu
@@ -318,7 +590,7 @@ def current_weights(stack: Stack, theta: np.ndarray, kinematics: str) -> np.ndar
     """Current quadrature weights of the film points per state [m]."""
     f = stack.film
     h = np.diff(stack.z_faces)[f]
-    stretch = 1.0 + stack.beta[f][None, :] * np.asarray(theta)[:, None]
+    stretch = 1.0 + stack.beta[f][None, :] * np.asarray(theta)
     if kinematics == "linear":
         stretch = np.ones_like(stretch)
     return np.repeat(0.5 * h[None, :] * stretch, 2, axis=1)
@@ -328,8 +600,8 @@ def failure_measures(case, result: Result) -> dict[str, np.ndarray]:
     """Energy release rates per state [J m-2] and the state of charge where each trips."""
     stack = result.stack
     sigma = result.stress[:, stack.film_points]
-    young, nu = point_moduli(stack, result.soc)
-    w = current_weights(stack, result.soc, case["model.kinematics"])
+    young, nu = point_moduli(stack, result.theta)
+    w = current_weights(stack, result.theta, case["model.kinematics"])
     h = w.sum(axis=1)
     mean_sigma = (sigma * w).sum(axis=1) / h
     plane = young / (1.0 - nu**2)  # E'
@@ -366,11 +638,13 @@ def interface_stress(result: Result) -> np.ndarray:
 
 
 def to_dataset(case, result: Result) -> xr.Dataset:
-    """The SPEC 2.2 Dataset: profiles on (soc, z), scalars per state."""
+    """The SPEC 2.2 Dataset: profiles on (state, z), scalars per state; the state dimension is
+    ``soc`` for a quasi-static sweep and ``t`` for a transient run (which adds the voltage,
+    current and inventory series)."""
     stack = result.stack
     fp = stack.film_points
     sigma = result.stress[:, fp]
-    theta_pts = np.repeat(result.soc[:, None], sigma.shape[1], axis=1)
+    theta_pts = np.repeat(result.theta, 2, axis=1)
     fail = failure_measures(case, result)
     peak_index = np.argmax(np.abs(sigma), axis=1)
     z = result.z_points[fp]
@@ -394,10 +668,19 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         "substrate_curvature": res[:, klam.R_KAPPA],
         "film_thickness": res[:, klam.R_THICKNESS] - case["substrate.thickness"],
         "protocol_step": result.step.astype(float),
+        "mean_theta": result.soc,
         **{k: v for k, v in fail.items()},
     }
     coords = {"soc": result.soc, "z": z}
-    stats = {"newton_iterations": int(res[:, klam.R_ITERATIONS].sum()),
+    extra = {}
+    if result.series is not None:
+        s = result.series
+        coords = {"t": s["t"], "z": z}
+        data.update({"voltage": s["voltage"], "current_density": s["current"],
+                     "na_inventory": s["inventory"], "jump_diffusivity_mean": s["mean_diffusivity"]})
+        extra = {"solver_" + k: v for k, v in result.stats.items()}
+        extra["one_c_current_density"] = s["one_c"]
+    stats = {**extra, "newton_iterations": int(res[:, klam.R_ITERATIONS].sum()),
              "max_scaled_residual": float(res[:, klam.R_RESIDUAL].max()),
              "film_layers": case["mesh.film_layers"], "mechanics": case["model.mechanics"],
              "kinematics": case["model.kinematics"], "plasticity": bool(case["model.plasticity"]),
@@ -417,9 +700,13 @@ def _site_density(case, x_bi: np.ndarray) -> np.ndarray:
     return 3.0 / comp.mix(x_bi, v_bi, v_sb)
 
 
-def run(case) -> xr.Dataset:
+def run(case, progress=None) -> xr.Dataset:
     """Run the case's protocol and return the result Dataset (checked finite)."""
-    ds = to_dataset(case, simulate(case))
+    if case["model.sodiation"] == "diffusion":
+        result = simulate_transport(case, progress=progress)
+    else:
+        result = simulate(case)
+    ds = to_dataset(case, result)
     bad = [name for name, var in ds.data_vars.items()
            if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
     if bad:
