@@ -118,26 +118,29 @@ def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def film_stress_figure(ds: xr.Dataset, path: str | Path) -> Path:
-    """film_stress: in-plane stress vs height at several states of charge (the graded-film
-    paper's Fig. 1c; sodiation solid, desodiation dashed), the composition profile, and the
-    interface / peak stress and energy release rates along the protocol.
+    """film_stress: in-plane stress vs height at several states (the graded-film paper's
+    Fig. 1c; sodiation solid, desodiation dashed), the composition profile, and the interface /
+    peak stress and the largest energy release rate along the protocol (against time in a
+    diffusion run, with the voltage).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    transient = "t" in ds.dims
     fig, (ax_s, ax_x, ax_t) = plt.subplots(1, 3, figsize=(12.0, 4.2),
                                            gridspec_kw={"width_ratios": [3, 1, 3]})
     z_nm = ds.z.values * 1e9
-    step = ds.protocol_step.values
-    sodiation = np.flatnonzero(step <= 0) if np.any(step == 0) else np.arange(ds.soc.size)
-    picks = np.unique(np.linspace(0, ds.soc.size - 1, 9).astype(int))
+    theta = ds.mean_theta.values
+    n = theta.size
+    rising = np.r_[True, np.diff(theta) >= 0.0]
+    picks = np.unique(np.linspace(0, n - 1, 9).astype(int))
     cmap = plt.get_cmap("viridis")
     for j, k in enumerate(picks):
-        style = "-" if k <= sodiation.max() else "--"
-        ax_s.plot(ds.sigma_xx[k].values * 1e-9, z_nm, style, color=cmap(j / max(1, picks.size - 1)),
-                  label=f"soc {float(ds.soc[k]):.2f}")
+        label = (f"t = {float(ds.t[k]):.3g} s, " if transient else "") + f"soc {theta[k]:.2f}"
+        ax_s.plot(ds.sigma_xx[k].values * 1e-9, z_nm, "-" if rising[k] else "--",
+                  color=cmap(j / max(1, picks.size - 1)), label=label)
     ax_s.set_xlabel(r"$\sigma_{xx}$ (GPa)")
     ax_s.set_ylabel("height above Cu, reference (nm)")
     ax_s.legend(frameon=False, fontsize=7)
@@ -146,14 +149,18 @@ def film_stress_figure(ds: xr.Dataset, path: str | Path) -> Path:
     ax_x.plot(ds.x_Bi.values, z_nm, color="k")
     ax_x.set_xlabel("$x_{Bi}$")
     ax_x.set_xlim(0, 1)
-    index = np.arange(ds.soc.size)
-    ax_t.plot(index, ds.interface_stress.values * 1e-9, label="interface stress")
-    ax_t.plot(index, ds.peak_film_stress.values * 1e-9, label="peak film stress")
-    ax_t.set_xlabel("state (protocol order)")
+    axis = ds.t.values if transient else np.arange(n)
+    ax_t.plot(axis, ds.interface_stress.values * 1e-9, label="interface stress")
+    ax_t.plot(axis, ds.peak_film_stress.values * 1e-9, label="peak film stress")
+    ax_t.set_xlabel("time (s)" if transient else "state (protocol order)")
     ax_t.set_ylabel("stress (GPa)")
     twin = ax_t.twinx()
-    twin.plot(index, ds.energy_release_rate.values, ":", color="tab:red", label="G (max)")
-    twin.set_ylabel("energy release rate (J m$^{-2}$)")
+    if transient:
+        twin.plot(axis, ds.voltage.values, ":", color="tab:red", label="voltage")
+        twin.set_ylabel("voltage vs Na$^+$/Na (V)")
+    else:
+        twin.plot(axis, ds.energy_release_rate.values, ":", color="tab:red", label="G (max)")
+        twin.set_ylabel("energy release rate (J m$^{-2}$)")
     ax_t.legend(frameon=False, fontsize=7, loc="upper left")
     twin.legend(frameon=False, fontsize=7, loc="lower right")
     for ax in (ax_s, ax_x, ax_t):

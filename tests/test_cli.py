@@ -10,11 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import xarray as xr
 
+import fastnai
 from fastnai.cli import main
 from fastnai.io import read_dataset
 from fastnai.materials import MATERIALS
@@ -264,3 +266,19 @@ def test_plot_of_a_drift_diffusion_run_writes_the_voltage_and_profile_figure(tmp
     assert main(["run", str(case), "-o", str(out), "-q"]) == 0
     assert main(["plot", str(out), "-o", str(tmp_path / "dis.png")]) == 0
     assert (tmp_path / "dis.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("diffusion", [False, True], ids=["quasi-static", "diffusion"])
+def test_plot_of_a_film_stress_run_writes_the_stress_profile_figure(tmp_path, diffusion):
+    case = Path(__file__).resolve().parents[1] / "cases" / "film_stress_bisb_graded.toml"
+    out = tmp_path / "film.nc"
+    if diffusion:
+        raw = tomllib.loads(case.read_text())
+        raw["model"]["sodiation"] = "diffusion"
+        raw["protocol"] = [{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.3},
+                           {"step": "rest", "duration": 100.0}]
+        case = tmp_path / "film_diffusion.toml"
+        case.write_text(fastnai.load_case(raw).to_toml())
+    assert main(["run", str(case), "-o", str(out), "-q"]) == 0
+    assert main(["plot", str(out), "-o", str(tmp_path / "film.png")]) == 0
+    assert (tmp_path / "film.png").stat().st_size > 10_000
