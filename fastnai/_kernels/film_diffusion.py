@@ -17,7 +17,11 @@ current density ``i`` (anodic positive), so ``J_top = i / F``; under potential c
 the Butler-Volmer current at the top cell,
 
     i = i0 2 sqrt(theta (1 - theta)) [exp(alpha f eta) - exp(-(1 - alpha) f eta)],
-    eta = V - U(theta),   U = U0 - (RT/F) ln(theta / (1 - theta)) - Omega_U (1 - 2 theta).
+    eta = V - U(theta) - Omega sigma_h / F,
+    U = U0 - (RT/F) ln(theta / (1 - theta)) - Omega_U (1 - 2 theta),
+
+the mechanical term making the surface equilibrium the same chemical potential
+mu / RT = ln(theta / (1 - theta)) - Omega sigma_h / RT whose gradient drives the flux.
 
 Implicit step (the BDF form of :mod:`fastnai.transient`, M = diag(h c_max)):
 
@@ -34,6 +38,7 @@ import math
 import numpy as np
 from numba import njit
 
+from . import laminate as lam
 from ._jit import JIT, JIT_INLINE
 from .tridiagonal import solve_tridiagonal
 
@@ -60,11 +65,16 @@ def ocv(theta, u0, omega_u, vt):
 
 
 @njit(**JIT_INLINE)
-def butler_volmer(voltage, theta, sc):
-    """Current density (anodic positive) and its derivative in theta at the surface [A m-2]."""
+def butler_volmer(voltage, theta, sigma_h, sc):
+    """Current density (anodic positive) and its derivative in theta at the surface [A m-2].
+
+    The equilibrium potential carries the mechanical part of the Na chemical potential,
+    U(theta) + Omega sigma_h / F (compression lowers it), consistent with the stress-coupled
+    flux; the derivative is at fixed sigma_h.
+    """
     vt = sc[S_VT]
     alpha = sc[S_ALPHA]
-    u = ocv(theta, sc[S_U0], sc[S_OMEGA_U], vt)
+    u = ocv(theta, sc[S_U0], sc[S_OMEGA_U], vt) + vt * sc[S_OMEGA_MECH] * sigma_h
     du = -vt / (theta * (1.0 - theta)) + 2.0 * sc[S_OMEGA_U]
     eta = voltage - u
     root = math.sqrt(theta * (1.0 - theta))
@@ -103,12 +113,17 @@ def _face(i, theta, h, c_max, d_cell, beta, sigma_h, omega_mech):
     dtf = 0.5 * (1.0 - 2.0 * tf) * stress
     dj0 = ddbar0 * cf * drive + dbar * cf * (1.0 / dz + dtf)
     dj1 = ddbar1 * cf * drive + dbar * cf * (-1.0 / dz + dtf)
-    return j, dj0, dj1
+    # dJ / d sigma_h,(i+1) = -dJ / d sigma_h,i
+    g = dbar * cf * tf * (1.0 - tf) * omega_mech / dz
+    return j, dj0, dj1, g
 
 
 @njit(**JIT)
-def assemble(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, lower, diag, upper, res):
-    """Residual and tridiagonal Jacobian of one implicit step; returns the top current [A m-2]."""
+def assemble(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, lower, diag, upper, res,
+             g_face):
+    """Residual and tridiagonal Jacobian of one implicit step at a frozen sigma_h; returns the top
+    current [A m-2]. ``g_face[f]`` receives dJ_f / d sigma_h,(f+1) (length n - 1), the
+    stress-coupling coefficient the coupled solve needs."""
     n = theta.size
     omega_mech = sc[S_OMEGA_MECH]
     for i in range(n):
@@ -118,7 +133,8 @@ def assemble(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, lower
         lower[i] = 0.0
         upper[i] = 0.0
     for i in range(n - 1):
-        j, dj0, dj1 = _face(i, theta, h, c_max, d_cell, beta, sigma_h, omega_mech)
+        j, dj0, dj1, g = _face(i, theta, h, c_max, d_cell, beta, sigma_h, omega_mech)
+        g_face[i] = g
         # cell i loses J through its top face, cell i+1 gains it through its bottom face
         res[i] += dt * j
         diag[i] += dt * dj0
@@ -130,7 +146,7 @@ def assemble(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, lower
         current = sc[S_VALUE]
         dcur = 0.0
     else:
-        current, dcur = butler_volmer(sc[S_VALUE], theta[n - 1], sc)
+        current, dcur = butler_volmer(sc[S_VALUE], theta[n - 1], sigma_h[n - 1], sc)
     res[n - 1] += dt * current / FARADAY
     diag[n - 1] += dt * dcur / FARADAY
     return current
@@ -144,22 +160,11 @@ def newton(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, tol, ma
     Converged when the largest update is below ``tol`` (in theta). Updates are scaled so that
     theta stays in [1e-12, 1 - 1e-12].
     """
-    n = theta.size
     for it in range(1, max_iter + 1):
         assemble(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, lower, diag,
-                 upper, res)
+                 upper, res, work)
         solve_tridiagonal(lower, diag, upper, res, delta, work)
-        big = 0.0
-        for i in range(n):
-            d = -delta[i]
-            t = theta[i] + d
-            # a step that would leave (0, 1) goes at most nine tenths of the way to the bound
-            if t < _THETA_MIN:
-                d = 0.9 * (_THETA_MIN - theta[i]) if theta[i] > _THETA_MIN else 0.0
-            elif t > 1.0 - _THETA_MIN:
-                d = 0.9 * (1.0 - _THETA_MIN - theta[i]) if theta[i] < 1.0 - _THETA_MIN else 0.0
-            theta[i] += d
-            big = max(big, abs(d))
+        big = _update(theta, delta, -1.0)
         if not math.isfinite(big):
             return -it
         if big <= tol:
@@ -168,22 +173,39 @@ def newton(theta, hist, alpha0, dt, h, c_max, d_cell, beta, sigma_h, sc, tol, ma
 
 
 @njit(**JIT)
-def surface_current(theta, sc):
+def _update(theta, delta, sign):
+    """theta += sign delta, each step kept inside (0, 1); returns the largest step taken."""
+    big = 0.0
+    for i in range(theta.size):
+        d = sign * delta[i]
+        t = theta[i] + d
+        # a step that would leave (0, 1) goes at most nine tenths of the way to the bound
+        if t < _THETA_MIN:
+            d = 0.9 * (_THETA_MIN - theta[i]) if theta[i] > _THETA_MIN else 0.0
+        elif t > 1.0 - _THETA_MIN:
+            d = 0.9 * (1.0 - _THETA_MIN - theta[i]) if theta[i] < 1.0 - _THETA_MIN else 0.0
+        theta[i] += d
+        big = max(big, abs(d))
+    return big
+
+
+@njit(**JIT)
+def surface_current(theta, sigma_h_surface, sc):
     """The top current density of a state [A m-2] (the given one under current control)."""
     if sc[S_CONTROL] == 0.0:
         return sc[S_VALUE]
-    i, _ = butler_volmer(sc[S_VALUE], theta[theta.size - 1], sc)
+    i, _ = butler_volmer(sc[S_VALUE], theta[theta.size - 1], sigma_h_surface, sc)
     return i
 
 
 @njit(**JIT)
-def cell_voltage_galvanostatic(theta_surface, current, sc):
+def cell_voltage_galvanostatic(theta_surface, sigma_h_surface, current, sc):
     """Electrode voltage that drives ``current`` at the surface state (Butler-Volmer inverted
     by Newton on eta; closed form asinh for alpha = 1/2) [V]."""
     vt = sc[S_VT]
     alpha = sc[S_ALPHA]
     i0 = sc[S_I0] * 2.0 * math.sqrt(theta_surface * (1.0 - theta_surface))
-    u = ocv(theta_surface, sc[S_U0], sc[S_OMEGA_U], vt)
+    u = ocv(theta_surface, sc[S_U0], sc[S_OMEGA_U], vt) + vt * sc[S_OMEGA_MECH] * sigma_h_surface
     x = current / i0
     eta = 2.0 * vt * math.asinh(0.5 * x)  # exact for alpha = 1/2, the guess otherwise
     for _ in range(100):
@@ -207,6 +229,139 @@ def inventory(theta, h, c_max):
     return total
 
 
+@njit(**JIT)
+def coupled_newton(theta, hist, alpha0, dt, h, c_max, d_cell, beta_film, sc, z_faces, n_sub, beta,
+                   modulus0, modulus1, yield0, yield1, hardening, eigenstrain_form, current_frame,
+                   history, strain_state, tol, max_iter, sigma_h, lower, diag, upper, res, delta,
+                   g_face, layers, stretch, dstretch, points, material, dmaterial, sens, point_ds,
+                   point_t, rank_u, rank_v, work3):
+    """One implicit step with the stress-coupled flux, solved together with the laminate.
+
+    Unknowns: theta of the film cells (= the laminate's film layers ``n_sub ...``) and the plate
+    strain (eps0, kappa) of a free laminate (``strain_state``, in/out). The Jacobian is bordered,
+
+        [T   U] [d theta]     [r_theta]      T: tridiagonal (diffusion, with the local
+        [V^T K] [d u    ] = - [r_u    ],        d sigma_h / d theta),  U = d r_theta / d u,
+
+    V^T = d(F, M)/d theta from ``laminate.equilibrium_sensitivity`` and K the laminate's
+    consistent tangent; eliminating d u leaves T - U K^-1 V^T, tridiagonal plus rank 2, solved by
+    ``laminate.solve_tridiagonal_rank2``. sigma_h of a cell is the mean of its two Gauss points'
+    2 sigma / 3 (equi-biaxial) from the committed plastic ``history`` (backward Euler); the lift
+    of a cell's points by the swelling of the cells below is left out of T (relative size
+    kappa h, ~1e-6: Newton converges linearly in it). Returns the iterations, negative when not
+    converged; ``sigma_h`` holds the last evaluation.
+    """
+    n = theta.size
+    n_layers = z_faces.size - 1
+    thickness = z_faces[n_layers] - z_faces[0]
+    for i in range(n_layers):
+        layers[i] = 0.0
+    for it in range(1, max_iter + 1):
+        for k in range(n):
+            layers[n_sub + k] = theta[k]
+        lam.layer_properties(layers, beta, modulus0, modulus1, yield0, yield1, hardening,
+                             eigenstrain_form, current_frame, stretch, material)
+        lam.layer_property_derivatives(layers, beta, modulus0, modulus1, yield0, yield1,
+                                       eigenstrain_form, current_frame, dstretch, dmaterial)
+        lam.current_points(z_faces, stretch, points)
+        eps0 = strain_state[0]
+        kappa = strain_state[1]
+        force = 0.0
+        moment = 0.0
+        ka = 0.0
+        kb = 0.0
+        kd = 0.0
+        for q in range(2 * n_layers):
+            layer = q // 2
+            g = 0.5 - 0.5 / math.sqrt(3.0) if q % 2 == 0 else 0.5 + 0.5 / math.sqrt(3.0)
+            dz = (z_faces[layer + 1] - z_faces[layer]) * g * dstretch[layer]
+            z = points[lam.P_Z, q]
+            w = points[lam.P_WEIGHT, q]
+            s, t, ds = lam.point_theta_derivative(eps0 + kappa * z, kappa, dz, q, material,
+                                                  history, dmaterial)
+            point_ds[q] = ds
+            point_t[q] = t
+            force += s * w
+            moment += s * z * w
+            ka += t * w
+            kb += t * z * w
+            kd += t * z * z * w
+            if layer >= n_sub and q % 2 == 1:
+                sigma_h[layer - n_sub] += s / 3.0
+            elif layer >= n_sub:
+                sigma_h[layer - n_sub] = s / 3.0
+        lam.equilibrium_sensitivity(z_faces, points, material, history, dstretch, dmaterial, eps0,
+                                    kappa, sens)
+        assemble(theta, hist, alpha0, dt, h, c_max, d_cell, beta_film, sigma_h, sc, lower, diag,
+                 upper, res, g_face)
+        # U (n x 2) in rank_u, the local d sigma_h / d theta into T
+        for k in range(n):
+            rank_u[0, k] = 0.0
+            rank_u[1, k] = 0.0
+        for f in range(n - 1):
+            gf = dt * g_face[f]
+            for k, sgn in ((f, -1.0), (f + 1, 1.0)):
+                q = 2 * (n_sub + k)
+                dsh = (point_ds[q] + point_ds[q + 1]) / 3.0
+                dsh_e = (point_t[q] + point_t[q + 1]) / 3.0
+                dsh_k = (point_t[q] * points[lam.P_Z, q] + point_t[q + 1] * points[lam.P_Z, q + 1]) / 3.0
+                c = sgn * gf  # d(dt J_f) / d sigma_h,k
+                # row f gains +dt J_f, row f+1 gains -dt J_f
+                if k == f:
+                    diag[f] += c * dsh
+                    lower[f + 1] -= c * dsh
+                else:
+                    upper[f] += c * dsh
+                    diag[f + 1] -= c * dsh
+                rank_u[0, f] += c * dsh_e
+                rank_u[1, f] += c * dsh_k
+                rank_u[0, f + 1] -= c * dsh_e
+                rank_u[1, f + 1] -= c * dsh_k
+        # eliminate du: (T - U K^-1 V^T) dtheta = -r + U K^-1 r_u
+        det = ka * kd - kb * kb
+        i00 = kd / det
+        i01 = -kb / det
+        i11 = ka / det
+        kr0 = i00 * force + i01 * moment
+        kr1 = i01 * force + i11 * moment
+        for k in range(n):
+            a0 = rank_u[0, k]
+            a1 = rank_u[1, k]
+            res[k] = -res[k] + a0 * kr0 + a1 * kr1
+            # -U K^-1, so that T + (-U K^-1) V^T
+            rank_u[0, k] = -(a0 * i00 + a1 * i01)
+            rank_u[1, k] = -(a0 * i01 + a1 * i11)
+            rank_v[0, k] = sens[0, n_sub + k]
+            rank_v[1, k] = sens[1, n_sub + k]
+        lam.solve_tridiagonal_rank2(lower, diag, upper, rank_u, rank_v, res, delta, work3)
+        vf = 0.0
+        vm = 0.0
+        for k in range(n):
+            vf += rank_v[0, k] * delta[k]
+            vm += rank_v[1, k] * delta[k]
+        de = -(i00 * (force + vf) + i01 * (moment + vm))
+        dk = -(i01 * (force + vf) + i11 * (moment + vm))
+        big = _update(theta, delta, 1.0)
+        strain_state[0] = eps0 + de
+        strain_state[1] = kappa + dk
+        big = max(big, abs(de), abs(dk) * thickness)
+        if not math.isfinite(big):
+            return -it
+        if big <= tol:
+            return it
+    return -max_iter
+
+
 def workspace(n: int) -> tuple[np.ndarray, ...]:
     """Scratch arrays for :func:`newton` (lower, diag, upper, res, delta, work)."""
     return tuple(np.empty(n) for _ in range(6))
+
+
+def coupled_workspace(n: int, n_layers: int) -> tuple[np.ndarray, ...]:
+    """Scratch arrays for :func:`coupled_newton`, from ``lower`` to ``work3``."""
+    p = 2 * n_layers
+    return (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
+            np.empty(n_layers), np.empty(n_layers), np.empty(n_layers),
+            np.empty((lam.N_POINT_ROWS, p)), np.empty((lam.N_MATERIAL_ROWS, p)),
+            np.empty((lam.N_MATERIAL_ROWS, p)), np.empty((2, n_layers)), np.empty(p), np.empty(p),
+            np.empty((2, n)), np.empty((2, n)), np.empty((3, n)))

@@ -531,6 +531,42 @@ def layer_property_derivatives(theta, beta, modulus0, modulus1, yield0, yield1, 
             dmaterial[M_HARDENING, q] = 0.0
 
 
+@njit(**JIT_INLINE)
+def point_theta_derivative(strain, kappa, dz, q, material, history, dmaterial):
+    """Stress, tangent and d sigma / d theta of point q at fixed (eps0, kappa) and committed
+    history, theta acting through the point's material rows and its height (``dz``) [Pa].
+
+    The partials of the closed-form return (``biaxial_return_map``; e_tr = eps - eps* - eps_p,
+    Y = sigma_y + H alpha, s = sign(e_tr), c = M/2 + H) are, elastic: ``(-M, e_tr, 0, 0)``;
+    plastic: ``(-T, s H (Y/2 + H |e_tr|)/c^2, s M/(2c), s M (alpha/2 + |e_tr| - (Y/2 + H |e_tr|)/c)/c)``
+    with respect to (eps*, M, sigma_y, H).
+    """
+    m = material[M_MODULUS, q]
+    hard = material[M_HARDENING, q]
+    alpha = history[H_EQUIVALENT, q]
+    e_tr = strain - material[M_EIGENSTRAIN, q] - history[H_PLASTIC, q]
+    radius = material[M_YIELD, q] + hard * alpha
+    sigma_tr = m * e_tr
+    if abs(sigma_tr) - radius > 0.0:
+        sg = 1.0 if sigma_tr > 0.0 else -1.0
+        c = 0.5 * m + hard
+        t = m * hard / c
+        sigma = sg * (0.5 * m * radius + hard * m * abs(e_tr)) / c
+        inner = 0.5 * radius + hard * abs(e_tr)
+        d_m = sg * hard * inner / (c * c)
+        d_y = sg * 0.5 * m / c
+        d_h = sg * m * (0.5 * alpha + abs(e_tr) - inner / c) / c
+    else:
+        t = m
+        sigma = sigma_tr
+        d_m = e_tr
+        d_y = 0.0
+        d_h = 0.0
+    ds = (t * kappa * dz - t * dmaterial[M_EIGENSTRAIN, q] + d_m * dmaterial[M_MODULUS, q]
+          + d_y * dmaterial[M_YIELD, q] + d_h * dmaterial[M_HARDENING, q])
+    return sigma, t, ds
+
+
 @njit(**JIT)
 def equilibrium_sensitivity(z_faces, points, material, history, dstretch, dmaterial, eps0, kappa, out):
     """Partial derivatives of the resultants (F, M about z = 0) with respect to each layer's theta.
@@ -547,10 +583,8 @@ def equilibrium_sensitivity(z_faces, points, material, history, dstretch, dmater
         ds_q = T_q kappa dz_q + ds/d eps* d eps* + ds/dM dM + ds/d sigma_y d sigma_y + ds/dH dH
 
     with dz_q = h_i g_q d lambda_i (g_q the Gauss abscissa on [0, 1]) and dw_q = h_i d lambda_i / 2.
-    The partials of the closed-form return (``biaxial_return_map``; e_tr = eps - eps* - eps_p,
-    Y = sigma_y + H alpha, s = sign(e_tr), c = M/2 + H) are, elastic: ``(-M, e_tr, 0, 0)``;
-    plastic: ``(-T, s H (Y/2 + H |e_tr|)/c^2, s M/(2c), s M (alpha/2 + |e_tr| - (Y/2 + H |e_tr|)/c)/c)``.
-    The solution's sensitivity is ``d(eps0, kappa)/d theta = -K^-1 out`` (K from ``R_STIFF_*``).
+    with the partials of the closed-form return in ``point_theta_derivative``. The solution's
+    sensitivity is ``d(eps0, kappa)/d theta = -K^-1 out`` (K from ``R_STIFF_*``).
 
     Parameters
     ----------
@@ -577,31 +611,10 @@ def equilibrium_sensitivity(z_faces, points, material, history, dstretch, dmater
             g = _GAUSS_LO if k == 0 else _GAUSS_HI
             z = points[P_Z, q]
             w = points[P_WEIGHT, q]
-            m = material[M_MODULUS, q]
-            hard = material[M_HARDENING, q]
-            alpha = history[H_EQUIVALENT, q]
-            e_tr = eps0 + kappa * z - material[M_EIGENSTRAIN, q] - history[H_PLASTIC, q]
-            radius = material[M_YIELD, q] + hard * alpha
-            sigma_tr = m * e_tr
-            if abs(sigma_tr) - radius > 0.0:
-                sg = 1.0 if sigma_tr > 0.0 else -1.0
-                c = 0.5 * m + hard
-                t = m * hard / c
-                sigma = sg * (0.5 * m * radius + hard * m * abs(e_tr)) / c
-                inner = 0.5 * radius + hard * abs(e_tr)
-                d_m = sg * hard * inner / (c * c)
-                d_y = sg * 0.5 * m / c
-                d_h = sg * m * (0.5 * alpha + abs(e_tr) - inner / c) / c
-            else:
-                t = m
-                sigma = sigma_tr
-                d_m = e_tr
-                d_y = 0.0
-                d_h = 0.0
             dz = h * g * dlam
             dw = 0.5 * h * dlam
-            ds = (t * kappa * dz - t * dmaterial[M_EIGENSTRAIN, q] + d_m * dmaterial[M_MODULUS, q]
-                  + d_y * dmaterial[M_YIELD, q] + d_h * dmaterial[M_HARDENING, q])
+            sigma, t, ds = point_theta_derivative(eps0 + kappa * z, kappa, dz, q, material, history,
+                                                  dmaterial)
             df += ds * w + sigma * dw
             dm += (ds * z + sigma * dz) * w + sigma * z * dw
             above_f += t * w

@@ -25,8 +25,8 @@ the film-diffusion kernel (:mod:`fastnai._kernels.film_diffusion`, reference fra
 D / lambda_z^2, log-mixed in composition) under the shared BDF2 engine, with an open-circuit
 curve U(theta, x_Bi) and Butler-Volmer kinetics at the surface, so constant-current, rest,
 constant-voltage and GITT steps run on the film; the laminate is balanced (and its plastic state
-committed) at every accepted step. The stress-coupled flux is not on yet (see
-``build_transport``).
+committed) at every accepted step. With plasticity on the flux carries the stress-coupled term
+D c (1 - theta) Omega / RT d sigma_h / dz (SPEC 3.3), solved together with the laminate.
 
 Failure measures per state (SPEC 3.3): channel cracking G = Z sigma^2 h / E' (tension only,
 Z = 1.976), delamination G = int (1 - nu^2) sigma^2 / (2E) dz (the uniform-film formula
@@ -77,6 +77,10 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="uniform: quasi-static sweep of a uniform theta (the paper's FEA; protocol sodiate / "
           "desodiate); diffusion: Na enters at the surface (protocol constant_current, rest, "
           "gitt, constant_voltage)"),
+    K("model.stress_coupling", schema.BOOLEAN, True,
+      doc="stress-coupled Na flux in diffusion runs, with plasticity on only (elastic stress "
+          "gradients give absurd Omega d sigma_h ~ 80 RT, SPEC 3.3); solved together with the "
+          "laminate in each implicit step"),
     K("model.kinematics", schema.CHOICE, "log", choices=("log", "engineering", "linear"),
       doc="eigenstrain (1/3) ln(1 + beta theta) (Hencky), (1 + beta theta)^(1/3) - 1, or the "
           "small-strain beta theta / 3 integrated over the reference thickness"),
@@ -379,6 +383,12 @@ def simulate(case) -> Result:
 # sodiation by diffusion through the thickness
 
 
+def coupled(case) -> bool:
+    """Whether a diffusion run uses the stress-coupled flux."""
+    return (case["model.sodiation"] == "diffusion" and case["model.stress_coupling"]
+            and case["model.plasticity"] and case["substrate.constraint"] == "free")
+
+
 @dataclass
 class Transport:
     """Film cells (= the laminate's film layers) and their transport properties."""
@@ -401,11 +411,12 @@ def build_transport(case, stack: Stack) -> Transport:
     vt = constants.R * case["model.temperature"] / kfd.FARADAY
     sc = np.zeros(kfd.N_SCALARS)
     sc[kfd.S_VT] = vt
-    # The stress-coupled flux (Omega = beta V_host / 3 = beta / c_max, SPEC 3.3) is not switched
-    # on: lagged one step behind the mechanics it was unstable (hundreds of thousands of steps
-    # and GITT diffusivities 100x off); it needs the coupled tridiagonal + rank-2 Newton that
-    # fastnai._kernels.laminate prepares (equilibrium_sensitivity, solve_tridiagonal_rank2).
-    sc[kfd.S_OMEGA_MECH] = 0.0
+    if coupled(case):
+        # Omega = beta V_host / 3 per mole of Na (SPEC 3.3; V_host = 3 / c_max), at the film-mean
+        # composition. Lagged one step behind the mechanics this coupling was unstable (2.6e5
+        # steps, GITT D 100x off), so it is solved with the laminate (film_diffusion.coupled_newton).
+        omega = float(np.mean(stack.beta[f] / c_max))
+        sc[kfd.S_OMEGA_MECH] = omega / (constants.R * case["model.temperature"])
     sc[kfd.S_I0] = case["interface.exchange_current"]
     sc[kfd.S_ALPHA] = case["interface.transfer_coefficient"]
     sc[kfd.S_U0] = float(comp.mix(x[-1], case["bismuth.ocv_u0"], case["antimony.ocv_u0"]))
@@ -431,7 +442,11 @@ class FilmCell:
         self.tr = tr_
         self.n_unknowns = tr_.h.size
         self.ws = kfd.workspace(self.n_unknowns)
-        self.sigma_h = np.zeros(self.n_unknowns)  # stress coupling off (see build_transport)
+        self.sigma_h = np.zeros(self.n_unknowns)
+        self.coupled = coupled(case)
+        self.strain_state = np.zeros(2)  # (eps0, kappa) of the last accepted state
+        if self.coupled:
+            self.cws = kfd.coupled_workspace(self.n_unknowns, stack.z_faces.size - 1)
         self.control = _Control("current", 0.0)
         self.tol = 1e-10
         self.max_iter = case["solver.max_iterations"]
@@ -452,11 +467,21 @@ class FilmCell:
 
     def solve_step(self, y_guess, alpha0, history, t_new, dt):
         theta = np.clip(y_guess, 1e-9, 1.0 - 1e-9)
-        lower, diag, upper, res, delta, work = self.ws
         t = self.tr
-        its = kfd.newton(theta, history, alpha0, dt, t.h, t.c_max, t.d_cell, t.beta, self.sigma_h,
-                         self._scalars(self.control), self.tol, self.max_iter, lower, diag, upper,
-                         res, delta, work)
+        if self.coupled:
+            s = self.stack
+            form, frame, _ = self._mech
+            strain = self.strain_state.copy()
+            its = kfd.coupled_newton(theta, history, alpha0, dt, t.h, t.c_max, t.d_cell, t.beta,
+                                     self._scalars(self.control), s.z_faces, s.n_substrate, s.beta,
+                                     s.modulus0, s.modulus1, s.yield0, s.yield1, s.hardening, form,
+                                     frame, self.history, strain, self.tol, self.max_iter,
+                                     self.sigma_h, *self.cws)
+        else:
+            lower, diag, upper, res, delta, work = self.ws
+            its = kfd.newton(theta, history, alpha0, dt, t.h, t.c_max, t.d_cell, t.beta,
+                             self.sigma_h, self._scalars(self.control), self.tol, self.max_iter,
+                             lower, diag, upper, res, delta, work)
         if its < 0:
             return np.full_like(theta, np.nan), False, -its
         return theta, True, its
@@ -465,14 +490,14 @@ class FilmCell:
         return rtol * (np.abs(y) + 1e-3)
 
     def current(self, y) -> float:
-        return float(kfd.surface_current(y, self._scalars(self.control)))
+        return float(kfd.surface_current(y, float(self.sigma_h[-1]), self._scalars(self.control)))
 
     def voltage(self, y) -> float:
         c = self.control
         if c.mode == "voltage":
             return c.value
-        return float(kfd.cell_voltage_galvanostatic(float(y[-1]), c.value,
-                                                    self._scalars(self.control)))
+        return float(kfd.cell_voltage_galvanostatic(float(y[-1]), float(self.sigma_h[-1]),
+                                                    c.value, self._scalars(self.control)))
 
     def event_functions(self, t, y):
         c = self.control
@@ -497,6 +522,10 @@ class FilmCell:
                                    plastic, result)
         if done < 1:
             raise ConvergenceError(f"film_stress: the laminate did not balance at t = {t:.6g} s", [])
+        self.strain_state[:] = result[0, klam.R_EPS0], result[0, klam.R_KAPPA]
+        if self.coupled:
+            film_pts = stress[0, stack.film_points]
+            self.sigma_h[:] = (film_pts[0::2] + film_pts[1::2]) / 3.0  # 2/3 of the cell mean
         r = self.records
         r["t"].append(t)
         r["voltage"].append(self.voltage(y))

@@ -34,7 +34,7 @@ def test_jacobian_matches_finite_differences(control, value):
     n = theta.size
     hist = -theta * 0.97
     bands = [np.empty(n) for _ in range(4)]
-    kfd.assemble(theta, hist, 1.5, 7.0, h, c_max, d, beta, sigma_h, sc, *bands)
+    kfd.assemble(theta, hist, 1.5, 7.0, h, c_max, d, beta, sigma_h, sc, *bands, np.empty(n))
     lower, diag, upper, res = bands
     jac = np.diag(diag) + np.diag(lower[1:], -1) + np.diag(upper[:-1], 1)
     fd = np.empty((n, n))
@@ -45,9 +45,9 @@ def test_jacobian_matches_finite_differences(control, value):
         tm[j] -= eps
         rp, rm = [np.empty(n) for _ in range(2)]
         kfd.assemble(tp, hist, 1.5, 7.0, h, c_max, d, beta, sigma_h, sc, np.empty(n),
-                     np.empty(n), np.empty(n), rp)
+                     np.empty(n), np.empty(n), rp, np.empty(n))
         kfd.assemble(tm, hist, 1.5, 7.0, h, c_max, d, beta, sigma_h, sc, np.empty(n),
-                     np.empty(n), np.empty(n), rm)
+                     np.empty(n), np.empty(n), rm, np.empty(n))
         fd[:, j] = (rp - rm) / (2 * eps)
     np.testing.assert_allclose(jac, fd, rtol=1e-6, atol=1e-9 * np.abs(jac).max())
 
@@ -83,7 +83,7 @@ def test_flux_with_a_stress_gradient_drives_na_toward_tension():
     n = theta.size
     res = np.empty(n)
     kfd.assemble(theta, -theta.copy(), 1.0, 1.0, h, c_max, d, beta, sigma_h, sc, np.empty(n),
-                 np.empty(n), np.empty(n), res)
+                 np.empty(n), np.empty(n), res, np.empty(n))
     # the bottom cell loses Na upward (residual = dt J > 0), the top cell gains it
     assert res[0] > 0 > res[-1]
     assert abs(res.sum()) < 1e-12 * np.abs(res).max()
@@ -95,6 +95,6 @@ def test_galvanostatic_voltage_inverts_butler_volmer(alpha, current):
     *_, sc = setup()
     sc[kfd.S_ALPHA] = alpha
     theta_s = 0.42
-    v = kfd.cell_voltage_galvanostatic(theta_s, current, sc)
-    i, _ = kfd.butler_volmer(v, theta_s, sc)
+    v = kfd.cell_voltage_galvanostatic(theta_s, -2e8, current, sc)
+    i, _ = kfd.butler_volmer(v, theta_s, -2e8, sc)
     assert i == pytest.approx(current, rel=1e-12, abs=1e-14)

@@ -229,7 +229,7 @@ NERNST = {"interface.exchange_current": 1e6}  # fast kinetics: the surface follo
 
 def gitt_case(length=600e-9, d=1e-15, layers=60, **overrides):
     tau = 0.01 * length**2 / d
-    cfg = {"model": {"kind": "film_stress", "sodiation": "diffusion"},
+    cfg = {"model": {"kind": "film_stress", "sodiation": "diffusion", "stress_coupling": False},
            "film": {"thickness": length},
            "composition": {"profile": "uniform", "mean": 0.33},
            "bismuth": {"diffusivity": d}, "antimony": {"diffusivity": d},
@@ -301,3 +301,72 @@ def test_diffusion_steps_need_the_diffusion_mode():
         case(protocol=[{"step": "rest", "duration": 10.0}])
     with pytest.raises(CaseError, match="needs model.sodiation = 'uniform'"):
         case(model__sodiation="diffusion")
+
+
+def test_stress_coupled_rest_ends_at_uniform_chemical_potential():
+    """At open circuit the coupled flux D c_max theta(1-theta) d/dz[ln(theta/(1-theta)) -
+    Omega sigma_h / RT] vanishes only where that bracket is uniform: after a sodiation pulse and
+    a long rest the state must reach it (the stress field is the laminate's, solved with the
+    diffusion in every step), while theta itself stays graded."""
+    length, d = 600e-9, 1e-15
+    c = case(protocol=[{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.0,
+                        "max_duration": 60.0},
+                       {"step": "rest", "duration": 30 * length**2 / d}],
+             model__sodiation="diffusion", bismuth__diffusivity=d, antimony__diffusivity=d,
+             mesh__film_layers=40)
+    ds = fastnai.run(c)
+    stack = fs.build(c)
+    transport = fs.build_transport(c, stack)
+    omega_rt = transport.sc[fs.kfd.S_OMEGA_MECH]
+    assert omega_rt > 0
+    theta = ds.theta.values[-1][0::2]
+    sigma_h = 0.5 * (ds.hydrostatic_stress.values[-1][0::2] + ds.hydrostatic_stress.values[-1][1::2])
+    mu = np.log(theta / (1 - theta)) - omega_rt * sigma_h
+    assert np.ptp(np.log(theta / (1 - theta))) > 0.05  # the stress holds a theta gradient
+    assert np.ptp(mu) < 2e-3 * np.ptp(np.log(theta / (1 - theta)))
+    # and the Na counted in the film still equals the charge passed
+    from scipy import constants as sc
+
+    t, i, inv = ds.t.values, ds.current_density.values, ds.na_inventory.values
+    charge = np.sum(np.diff(t) * i[1:])
+    assert inv[-1] - inv[0] == pytest.approx(-charge / sc.physical_constants["Faraday constant"][0],
+                                             rel=1e-10)
+
+
+def test_coupled_step_satisfies_both_the_diffusion_and_the_laminate_equations():
+    """The converged coupled step is a root of both residuals: the laminate balances at its
+    theta with the returned (eps0, kappa), and the diffusion residual with that sigma_h is zero."""
+    c = case(protocol=[{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.0,
+                        "max_duration": 30.0}],
+             model__sodiation="diffusion", mesh__film_layers=30)
+    stack = fs.build(c)
+    transport = fs.build_transport(c, stack)
+    cell = fs.FilmCell(c, stack, transport)
+    cell.control = fs._Control("current", -2.0 * transport.one_c)
+    y0 = np.full(cell.n_unknowns, 0.05)
+    cell.record(0.0, y0)  # commits the plastic state at y0, as an accepted step does
+    theta, ok, its = cell.solve_step(y0.copy(), 1.0, -y0, 5.0, 5.0)
+    assert ok and its < 25
+    # the laminate at theta, from the committed history: a free-plate solve
+    layers = np.zeros((1, stack.z_faces.size - 1))
+    layers[0, stack.film] = theta
+    hist = cell.history.copy()
+    stress = np.empty((1, hist.shape[1]))
+    result = np.zeros((1, fs.klam.N_RESULT))
+    fs.klam.laminate_sweep(stack.z_faces, layers, stack.beta, stack.modulus0, stack.modulus1,
+                           stack.yield0, stack.yield1, stack.hardening, fs.klam.EIGEN_LOG, True,
+                           fs.klam.MODE_FREE, 1, 1e-13, 50, hist, stress, np.empty_like(stress),
+                           result)
+    theta2, _, _ = cell.solve_step(y0.copy(), 1.0, -y0, 5.0, 5.0)  # a pure function of its input
+    film = stress[0, stack.film_points]
+    sigma_h = (film[0::2] + film[1::2]) / 3.0
+    np.testing.assert_allclose(cell.sigma_h, sigma_h, rtol=1e-8, atol=1e-3)
+    n = theta.size
+    res = np.empty(n)
+    sc = cell._scalars(cell.control)
+    fs.kfd.assemble(theta, -y0, 1.0, 5.0, transport.h, transport.c_max, transport.d_cell,
+                    transport.beta, sigma_h, sc, np.empty(n), np.empty(n), np.empty(n), res,
+                    np.empty(n))
+    scale = np.abs(transport.h * transport.c_max * (theta - y0)).max()
+    assert np.abs(res).max() < 1e-8 * scale
+    np.testing.assert_array_equal(theta, theta2)
