@@ -18,6 +18,8 @@ def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
     if model == "drift_diffusion":
         return electrode_figure(ds, path)
     if model == "film_stress":
+        if "von_mises_map" in ds:
+            return cross_section_figure(ds, path)
         return film_stress_figure(ds, path)
     raise FastnaiError(f"no plot is defined for model {model!r}")
 
@@ -165,6 +167,40 @@ def film_stress_figure(ds: xr.Dataset, path: str | Path) -> Path:
     twin.legend(frameon=False, fontsize=7, loc="lower right")
     for ax in (ax_s, ax_x, ax_t):
         ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def cross_section_figure(ds: xr.Dataset, path: str | Path) -> Path:
+    """film_stress, 2D: von Mises and equivalent plastic strain maps of the last state around
+    the film edge (Gauss points, triangulated), and sigma_xx along the symmetry line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = ds.x_point.values * 1e6
+    z = ds.z_point.values * 1e6
+    edge_x = float(ds.attrs.get("film_width", 0.0)) * 0.5e6
+    top = float(z.max())
+    span = max(3.0 * (top - float(ds.edge_zone_z.max()) * 1e6), 0.5)
+    near = (z > top - 2.5 * span) & (x < edge_x + 2.0 * span)
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.0), gridspec_kw={"width_ratios": [4, 4, 2]})
+    for ax, name, label, scale in ((axes[0], "von_mises_map", "von Mises (GPa)", 1e-9),
+                                   (axes[1], "plastic_strain_map", "equivalent plastic strain", 1)):
+        m = ax.tricontourf(x[near], z[near], ds[name].values[near] * scale, levels=24,
+                           cmap="viridis")
+        fig.colorbar(m, ax=ax, label=label)
+        ax.plot(float(ds.edge_zone_x[-1]) * 1e6, float(ds.edge_zone_z[-1]) * 1e6, "r+", ms=10)
+        ax.set_xlabel("x from the symmetry plane (um)")
+        ax.set_ylabel("z (um)")
+        ax.set_aspect("equal", adjustable="box")
+    axes[0].set_title(f"soc {float(ds.mean_theta[-1]):.2f}; + edge-zone stress point", fontsize=9)
+    for k in np.unique(np.linspace(0, ds.soc.size - 1, 5).astype(int)):
+        axes[2].plot(ds.sigma_xx[k].values * 1e-9, ds.z.values * 1e9,
+                     label=f"soc {float(ds.mean_theta[k]):.2f}")
+    axes[2].set_xlabel(r"$\sigma_{xx}$ at x = 0 (GPa)")
+    axes[2].set_ylabel("height above the interface (nm)")
+    axes[2].legend(frameon=False, fontsize=7)
     return _save(fig, path)
 
 

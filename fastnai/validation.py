@@ -417,6 +417,7 @@ def film_stress_rows(*, full: bool, datasets: dict) -> list[Row]:
                             f"peak {change[small][0]:+.1f} %, interface {change[small][1]:+.1f} %; "
                             f"graded peak at z/h_f = {where:.2f}; {WANG}"))
     rows += film_gitt_rows(datasets)
+    rows += film_2d_rows(datasets)
     # failure on the default (elastoplastic) cycle
     for name in ("film_stress_bisb_solid_solution", "film_stress_bisb_graded"):
         ds = datasets[name]
@@ -431,6 +432,44 @@ def film_stress_rows(*, full: bool, datasets: dict) -> list[Row]:
                             "never" if not math.isfinite(soc) else
                             ("on desodiation" if step == 1 else "on sodiation")
                             + "; toughness assumed (SPEC 3.3: 1-10 J m-2)"))
+    return rows
+
+
+#: island and strip widths of the 2D comparison, in film thicknesses (SPEC 3.3: w/h = 1-2 vs strips)
+FILM_WIDTHS = (1.0, 2.0, 5.0, 20.0)
+
+
+def film_2d_rows(datasets: dict) -> list[Row]:
+    """Graded vs solid solution in the 2D cross-section: centre and edge-zone stress vs width."""
+    rows: list[Row] = []
+    island = _case("film_stress_bisb_graded_island")
+    datasets["film_stress_bisb_graded_island"] = ds = fs.run(island)
+    rows.append(Row("graded island (2D, w = 2 h_f), cycle", "edge-zone stress after desodiation",
+                    "Pa", None, float(ds.edge_zone_stress[-1]), "computed",
+                    f"largest equivalent plastic strain {float(ds.plastic_strain_map.max()):.3g}: "
+                    "far outside small-strain kinematics at the free edge"))
+    sweep = [{"step": "sodiate", "soc": 1.0, "n_states": 4}]
+    solid_case = _case("film_stress_bisb_solid_solution")
+    graded_case = _case("film_stress_bisb_graded")
+    h_f = solid_case["film.thickness"]
+    assumptions = (FILM_ASSUMPTIONS[0], FILM_ASSUMPTIONS[-1])
+    for label, assumption in assumptions:
+        for ratio in FILM_WIDTHS:
+            over = {**assumption, "model.mechanics": "plane_strain", "film.width": ratio * h_f}
+            solid = fs.run(_with_protocol(solid_case, sweep, over))
+            for profile, shape in (FILM_PROFILES[0], FILM_PROFILES[2]):
+                graded = fs.run(_with_protocol(graded_case, sweep, {**over, **shape}))
+                edge = 100.0 * (float(graded.edge_zone_stress[-1] / solid.edge_zone_stress[-1])
+                                - 1.0)
+                centre = 100.0 * (float(graded.interface_stress[-1] / solid.interface_stress[-1])
+                                  - 1.0)
+                vm = 100.0 * (float(graded.max_von_mises[-1] / solid.max_von_mises[-1]) - 1.0)
+                rows.append(Row(f"Bi(x)Sb(1-x) on Cu, 2D, {label}",
+                                f"edge-zone stress, graded {profile} vs solid solution, "
+                                f"w/h_f = {ratio:g}, soc = 1", "%", -35.0, edge, "computed",
+                                f"centre interface {centre:+.1f} %, film max von Mises {vm:+.1f} % "
+                                "(outside r < 0.15 h_f of the corner); generalised plane strain, "
+                                f"free plate, small-strain kinematics; {WANG}"))
     return rows
 
 

@@ -83,6 +83,22 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "buckling_soc": ((), "1", "state of charge where buckle delamination first trips"),
         "protocol_step": (("state",), "1", "index of the [[protocol]] entry (-1: initial state)"),
         "mean_theta": (("state",), "1", "film state of charge, thickness-mean theta"),
+        "von_mises_centre": (("state", "z"), "Pa", "von Mises stress along the symmetry line (2D)"),
+        "edge_zone_stress": (("state",), "Pa",
+                             "in-plane film stress of largest magnitude outside r < 0.15 h_f of "
+                             "the film-edge corner (2D)"),
+        "edge_zone_von_mises": (("state",), "Pa",
+                                "largest film von Mises stress outside r < 0.15 h_f of the corner"),
+        "edge_zone_x": (("state",), "m", "x of the edge-zone stress (2D)"),
+        "edge_zone_z": (("state",), "m", "z above the substrate bottom of the edge-zone stress"),
+        "out_of_plane_curvature": (("state",), "m-1",
+                                   "kappa_y of generalised plane strain (2D free plate)"),
+        "x_point": (("point",), "m", "x of the Gauss point (symmetry plane at 0)"),
+        "z_point": (("point",), "m", "z of the Gauss point (substrate bottom at 0)"),
+        "von_mises_map": (("point",), "Pa", "von Mises stress at the last state (2D)"),
+        "sigma_xx_map": (("point",), "Pa", "in-plane stress at the last state (2D)"),
+        "plastic_strain_map": (("point",), "1",
+                               "equivalent plastic strain at the last state (2D)"),
         "voltage": (("t",), "V", "electrode voltage vs Na+/Na"),
         "current_density": (("t",), "A m-2", "current per film area, anodic (Na extraction) positive"),
         "na_inventory": (("t",), "mol m-2", "Na in the film from the state, per film area"),
@@ -130,6 +146,7 @@ COORDINATES = {
     "sample": ("1", "sample index along the CV sweep (uniform in voltage)"),
     "soc": ("1", "film state of charge (film-mean theta) of the state"),
     "z": ("m", "height above the substrate in the reference (unsodiated) film"),
+    "point": ("1", "Gauss point of the 2D cross-section (element-major, 4 per element)"),
 }
 
 

@@ -48,7 +48,7 @@ import numpy as np
 import xarray as xr
 from scipy import constants
 
-from .. import schema
+from .. import fem, schema
 from .. import transient as tr
 from .._kernels import film_diffusion as kfd
 from .._kernels import laminate as klam
@@ -69,8 +69,9 @@ TIME_DEPENDENT = False
 
 KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("model.kind", schema.CHOICE, "film_stress", choices=("film_stress",), doc="model kind"),
-    K("model.mechanics", schema.CHOICE, "laminate", choices=("laminate",),
-      doc="laminate: 1D through-thickness plate (force and moment balance, curvature)"),
+    K("model.mechanics", schema.CHOICE, "laminate", choices=("laminate", "plane_strain"),
+      doc="laminate: 1D through-thickness plate (force and moment balance, curvature); "
+          "plane_strain: 2D cross-section of a strip or island with free edges (B-bar Q1)"),
     K("model.plasticity", schema.BOOLEAN, True,
       doc="J2 plasticity with radial return (false: elastic, for checks)"),
     K("model.sodiation", schema.CHOICE, "uniform", choices=("uniform", "diffusion"),
@@ -88,6 +89,21 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="temperature (process profile with Butler-Volmer partial currents)"),
     K("film.thickness", Q, 600e-9, "m", 1e-10, 1e-2, doc="reference film thickness",
       source=f"{_WANG} (FEA; 630 nm measured)"),
+    K("film.width", Q, None, "m", 1e-10, 1.0,
+      doc="strip or island width w (plane_strain; the half model spans w/2)"),
+    K("plane.out_of_plane", schema.CHOICE, "generalised", choices=("generalised", "plane_strain"),
+      doc="generalised plane strain (eps_yy = e0 + kappa_y z, free plate) or eps_yy = 0"),
+    K("plane.support", schema.CHOICE, "free", choices=("free", "roller", "clamped"),
+      doc="bottom of the substrate: free plate (rigid-body modes pinned), roller or clamped"),
+    K("substrate.extension", Q, None, "m", 0.0, 1.0,
+      doc="bare substrate beyond the film edge (default 10 film thicknesses; SPEC: >= 10 h_f)"),
+    K("mesh.element_size", Q, None, "m", 1e-12, 1.0,
+      doc="smallest element at the interface and the film edge (default h_f / 16)"),
+    K("mesh.max_element_size", Q, None, "m", 1e-12, 1.0,
+      doc="largest element (default: a quarter of min(h_f + h_s, w/2), at least 2 h_f); keep "
+          "elements far from the interface short enough to bend (Q1 locks in shear when long)"),
+    K("mesh.growth", schema.NUMBER, 1.25, None, 1.0, 3.0,
+      doc="growth ratio of neighbouring elements away from the interface and the edge"),
     K("composition.profile", schema.CHOICE, "uniform", choices=comp.PROFILES,
       doc="x_Bi(z): uniform (solid solution), linear, tabulated, process (the paper's recipe)"),
     K("composition.mean", schema.NUMBER, None, None, 0.0, 1.0,
@@ -230,6 +246,16 @@ def validate(case) -> None:
                         "(sodiate / desodiate, or constant_current / rest / gitt / "
                         "constant_voltage with model.sodiation = 'diffusion')")
     uniform = case["model.sodiation"] == "uniform"
+    if case["model.mechanics"] == "plane_strain":
+        if case["film.width"] is None:
+            raise CaseError("model.mechanics = 'plane_strain' needs film.width")
+        if not uniform:
+            raise CaseError("model.mechanics = 'plane_strain' runs the quasi-static sweep only "
+                            "(model.sodiation = 'uniform')")
+        if case["plane.out_of_plane"] == "generalised" and case["plane.support"] != "free":
+            raise CaseError("generalised plane strain is the free plate: plane.support = 'free' "
+                            "(or plane.out_of_plane = 'plane_strain' with a roller or clamped "
+                            "bottom)")
     for k, st in enumerate(steps):
         if (st["step"] in QUASI_STATIC_STEPS) != uniform:
             raise CaseError(f"protocol.{k}: step {st['step']!r} needs model.sodiation = "
@@ -729,13 +755,57 @@ def _site_density(case, x_bi: np.ndarray) -> np.ndarray:
     return 3.0 / comp.mix(x_bi, v_bi, v_sb)
 
 
+def cross_section_dataset(case, xs, res, wall_time_s: float) -> xr.Dataset:
+    """The plane-strain Dataset: the symmetry-line profile on (soc, z), the edge-zone stress per
+    state, and the von Mises and plastic-strain maps of the last state on ``point``."""
+    z = xs.centre_z
+    x_pts = xs.x_bi[xs.centre].mean(axis=1)
+    theta = np.repeat(res.soc[:, None], z.size, axis=1)
+    sigma = res.centre_stress
+    peak = np.argmax(np.abs(sigma), axis=1)
+    gp = xs.model.gauss_points
+    data = {
+        "x_Bi": x_pts, "theta": theta, "c_Na": theta * _site_density(case, x_pts)[None, :],
+        "sigma_xx": sigma, "von_mises_centre": res.centre_von_mises,
+        "plastic_strain": res.centre_plastic,
+        "interface_stress": sigma[:, 0],
+        "peak_film_stress": sigma[np.arange(sigma.shape[0]), peak],
+        "peak_stress_height": z[peak],
+        "edge_zone_stress": res.edge_stress, "edge_zone_von_mises": res.edge_von_mises,
+        "max_von_mises": res.edge_von_mises,  # the whole film but r < 0.15 h_f of the corner
+        "edge_zone_x": res.edge_position[:, 0], "edge_zone_z": res.edge_position[:, 1],
+        "out_of_plane_curvature": res.gps[:, 1],
+        "protocol_step": res.step.astype(float), "mean_theta": res.soc,
+        "x_point": gp[..., 0].ravel(), "z_point": gp[..., 1].ravel(),
+        "von_mises_map": fem.von_mises(res.final_stress).ravel(),
+        "sigma_xx_map": res.final_stress[..., 0].ravel(),
+        "plastic_strain_map": res.final_alpha.ravel(),
+    }
+    coords = {"soc": res.soc, "z": z, "point": np.arange(gp.shape[0] * 4, dtype=float)}
+    stats = {"newton_iterations": res.newton_iterations, "mechanics": "plane_strain",
+             "out_of_plane": case["plane.out_of_plane"], "support": case["plane.support"],
+             "n_elements": xs.mesh.n_elements, "n_dofs": xs.model.n_dofs,
+             "kinematics": case["model.kinematics"], "plasticity": bool(case["model.plasticity"]),
+             "film_width": case["film.width"], "edge_exclusion_radius": 0.15 * case["film.thickness"]}
+    return make_dataset("film_stress", data, coords,
+                        provenance("film_stress", case.to_toml(), case.references(), wall_time_s,
+                                   stats))
+
+
 def run(case, progress=None) -> xr.Dataset:
     """Run the case's protocol and return the result Dataset (checked finite)."""
-    if case["model.sodiation"] == "diffusion":
-        result = simulate_transport(case, progress=progress)
+    if case["model.mechanics"] == "plane_strain":
+        from . import film_cross_section as fcs
+
+        start = time.perf_counter()
+        xs = fcs.build(case)
+        soc, step = soc_path(case)
+        res = fcs.sweep(case, xs, soc, step)
+        ds = cross_section_dataset(case, xs, res, time.perf_counter() - start)
+    elif case["model.sodiation"] == "diffusion":
+        ds = to_dataset(case, simulate_transport(case, progress=progress))
     else:
-        result = simulate(case)
-    ds = to_dataset(case, result)
+        ds = to_dataset(case, simulate(case))
     bad = [name for name, var in ds.data_vars.items()
            if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
     if bad:
