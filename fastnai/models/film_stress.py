@@ -77,7 +77,7 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("model.sodiation", schema.CHOICE, "uniform", choices=("uniform", "diffusion"),
       doc="uniform: quasi-static sweep of a uniform theta (the paper's FEA; protocol sodiate / "
           "desodiate); diffusion: Na enters at the surface (protocol constant_current, rest, "
-          "gitt, constant_voltage)"),
+          "gitt, constant_voltage, cv)"),
     K("model.stress_coupling", schema.BOOLEAN, True,
       doc="stress-coupled Na flux in diffusion runs, with plasticity on only (elastic stress "
           "gradients give absurd Omega d sigma_h ~ 80 RT, SPEC 3.3); solved together with the "
@@ -199,6 +199,8 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("solver.max_iterations", schema.INTEGER, 50, None, 2, 10_000, doc="Newton iterations per increment"),
     K("solver.rtol", schema.NUMBER, 1e-4, None, 1e-12, 0.1, doc="local-error tolerance of BDF2 "
       "(diffusion)"),
+    K("solver.max_voltage_step", Q, 2e-3, "V", 1e-6, 1.0,
+      doc="largest voltage change per step of a CV sweep (diffusion)"),
 ]}
 
 _SOC = K("soc", schema.NUMBER, None, None, 0.0, 1.0, required=True,
@@ -222,6 +224,16 @@ STEP_KEYS: dict[str, dict[str, schema.Key]] = {
         "voltage": K("voltage", Q, None, "V", -5.0, 10.0, required=True, doc="held voltage"),
         "duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True, required=True,
                       doc="hold time")},
+    "cv": {
+        "scan_rate": K("scan_rate", Q, None, "V/s", 0.0, 1e3, exclusive_minimum=True,
+                       required=True, doc="scan rate"),
+        "lower_voltage": K("lower_voltage", Q, None, "V", -5.0, 10.0, required=True,
+                           doc="lower vertex"),
+        "upper_voltage": K("upper_voltage", Q, None, "V", -5.0, 10.0, required=True,
+                           doc="upper vertex"),
+        "cycles": K("cycles", schema.INTEGER, 1, None, 1, 1000, doc="full cycles"),
+        "first": K("first", schema.CHOICE, "cathodic", choices=("cathodic", "anodic"),
+                   doc="direction of the first sweep (cathodic: sodiation)")},
     "gitt": {
         "c_rate": _CRATE, "direction": _DIRECTION, "cutoff_voltage": _CUTOFF,
         "pulse_duration": K("pulse_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
@@ -453,9 +465,14 @@ def build_transport(case, stack: Stack) -> Transport:
 
 @dataclass
 class _Control:
-    mode: str  # "current" or "voltage"
-    value: float
+    mode: str  # "current", "voltage" or "sweep" (compiled: the start voltage comes from the state)
+    value: float  # current density [A m-2], voltage at t0 [V], or the sweep's end voltage
     cutoff: float | None = None
+    rate: float = 0.0  # voltage sweep rate [V s-1]
+    t0: float = 0.0
+
+    def value_at(self, t: float) -> float:
+        return self.value + self.rate * (t - self.t0)
 
 
 class FilmCell:
@@ -485,10 +502,10 @@ class FilmCell:
         kin = case["model.kinematics"]
         self._mech = (_FORMS[kin], kin != "linear", _MODES[case["substrate.constraint"]])
 
-    def _scalars(self, control: _Control) -> np.ndarray:
+    def _scalars(self, control: _Control, t: float | None = None) -> np.ndarray:
         sc = self.tr.sc.copy()
         sc[kfd.S_CONTROL] = 0.0 if control.mode == "current" else 1.0
-        sc[kfd.S_VALUE] = control.value
+        sc[kfd.S_VALUE] = control.value if t is None else control.value_at(t)
         return sc
 
     def solve_step(self, y_guess, alpha0, history, t_new, dt):
@@ -499,15 +516,16 @@ class FilmCell:
             form, frame, _ = self._mech
             strain = self.strain_state.copy()
             its = kfd.coupled_newton(theta, history, alpha0, dt, t.h, t.c_max, t.d_cell, t.beta,
-                                     self._scalars(self.control), s.z_faces, s.n_substrate, s.beta,
+                                     self._scalars(self.control, t_new), s.z_faces, s.n_substrate,
+                                     s.beta,
                                      s.modulus0, s.modulus1, s.yield0, s.yield1, s.hardening, form,
                                      frame, self.history, strain, self.tol, self.max_iter,
                                      self.sigma_h, *self.cws)
         else:
             lower, diag, upper, res, delta, work = self.ws
             its = kfd.newton(theta, history, alpha0, dt, t.h, t.c_max, t.d_cell, t.beta,
-                             self.sigma_h, self._scalars(self.control), self.tol, self.max_iter,
-                             lower, diag, upper, res, delta, work)
+                             self.sigma_h, self._scalars(self.control, t_new), self.tol,
+                             self.max_iter, lower, diag, upper, res, delta, work)
         if its < 0:
             return np.full_like(theta, np.nan), False, -its
         return theta, True, its
@@ -515,13 +533,14 @@ class FilmCell:
     def error_weights(self, y, rtol):
         return rtol * (np.abs(y) + 1e-3)
 
-    def current(self, y) -> float:
-        return float(kfd.surface_current(y, float(self.sigma_h[-1]), self._scalars(self.control)))
+    def current(self, y, t: float) -> float:
+        return float(kfd.surface_current(y, float(self.sigma_h[-1]),
+                                         self._scalars(self.control, t)))
 
-    def voltage(self, y) -> float:
+    def voltage(self, y, t: float) -> float:
         c = self.control
         if c.mode == "voltage":
-            return c.value
+            return c.value_at(t)
         return float(kfd.cell_voltage_galvanostatic(float(y[-1]), float(self.sigma_h[-1]),
                                                     c.value, self._scalars(self.control)))
 
@@ -529,7 +548,7 @@ class FilmCell:
         c = self.control
         if c.mode != "current" or c.cutoff is None or c.value == 0.0:
             return np.zeros(0)
-        return np.array([self.voltage(y) - c.cutoff])
+        return np.array([self.voltage(y, t) - c.cutoff])
 
     def on_accept(self, t, y):
         self.record(t, y)
@@ -554,8 +573,8 @@ class FilmCell:
             self.sigma_h[:] = (film_pts[0::2] + film_pts[1::2]) / 3.0  # 2/3 of the cell mean
         r = self.records
         r["t"].append(t)
-        r["voltage"].append(self.voltage(y))
-        r["current"].append(self.current(y))
+        r["voltage"].append(self.voltage(y, t))
+        r["current"].append(self.current(y, t))
         r["inventory"].append(float(kfd.inventory(y, self.tr.h, self.tr.c_max)))
         r["step"].append(self.step_index)
         r["theta"].append(y.copy())
@@ -584,6 +603,12 @@ def _segments(case, one_c: float) -> list[tuple[int, _Control, float, bool]]:
                 out.append((k, _Control("current", current, st["cutoff_voltage"]),
                             st["pulse_duration"], True))
                 out.append((k, _Control("current", 0.0), st["rest_duration"], False))
+        elif kind == "cv":
+            lo, hi = st["lower_voltage"], st["upper_voltage"]
+            path = ([lo, hi] if st["first"] == "cathodic" else [hi, lo]) * st["cycles"]
+            for target in [*path, None]:  # None: back to the start voltage
+                out.append((k, _Control("sweep", math.nan if target is None else target,
+                                        rate=st["scan_rate"]), 0.0, False))
     return out
 
 
@@ -598,18 +623,32 @@ def simulate_transport(case, progress=None) -> Result:
     cell.record(t, y)
     stats = {"n_steps": 0, "n_rejected": 0, "newton_iterations": 0}
     skip = None
+    sweep_start = None
     for k, control, duration, stops in _segments(case, transport.one_c):
         if k == skip:
             continue
+        max_step = None
+        if control.mode == "sweep":
+            v_now = cell.voltage(y, t)
+            if sweep_start is None or cell.step_index != k:
+                sweep_start = v_now
+            target = sweep_start if math.isnan(control.value) else control.value
+            duration = abs(target - v_now) / control.rate
+            control = _Control("voltage", v_now, rate=math.copysign(control.rate, target - v_now),
+                               t0=t)
+            max_step = case["solver.max_voltage_step"] / abs(control.rate)
+            if duration <= 0.0:
+                continue
         cell.control = control
         cell.step_index = k
         if control.cutoff is not None and control.value != 0.0 and math.copysign(
-                1.0, control.value) * (cell.voltage(y) - control.cutoff) >= 0.0:
+                1.0, control.value) * (cell.voltage(y, t) - control.cutoff) >= 0.0:
             if stops:
                 skip = k
             continue
         traj = tr.integrate(cell, y, t, t + duration, rtol=case["solver.rtol"],
-                            dt_initial=duration * 1e-6, store_states=False, progress=progress)
+                            dt_initial=duration * 1e-6, max_step=max_step, store_states=False,
+                            progress=progress)
         y, t = traj.y_final, traj.t_final
         stats["n_steps"] += traj.stats.n_steps
         stats["n_rejected"] += traj.stats.n_rejected_error + traj.stats.n_rejected_newton

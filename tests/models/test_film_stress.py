@@ -431,3 +431,31 @@ def test_elastoplastic_cross_section_yields_and_plots(tmp_path):
     assert float(ds.plastic_strain_map.max()) > 0
     path = plot_result(ds, tmp_path / "cross_section.png")
     assert path.stat().st_size > 10_000
+
+
+def test_thin_layer_cv_peak_is_the_closed_form():
+    """A film that follows the voltage everywhere (L^2/D = 0.36 s << the sweep; Nernstian
+    surface; ideal U, no swelling or stress): the reversible thin-layer peak
+    i_p = F v Q_sites / (4 RT/F) at E = U0 (Bard & Faulkner, Eq. 11.7.5 with the ideal isotherm),
+    within 0.5 %."""
+    from scipy import constants as sc
+
+    c = case(protocol=[{"step": "cv", "scan_rate": 1e-3, "lower_voltage": 0.35,
+                        "upper_voltage": 0.9}],
+             model__sodiation="diffusion", model__plasticity=False, initial__soc=1e-6,
+             bismuth__swelling=0.0, antimony__swelling=0.0, bismuth__diffusivity=1e-12,
+             antimony__diffusivity=1e-12, interface__exchange_current=1e6,
+             solver__rtol=1e-6, solver__max_voltage_step=5e-4)
+    ds = fastnai.run(c)
+    transport = fs.build_transport(c, fs.build(c))
+    faraday = sc.physical_constants["Faraday constant"][0]
+    vt = sc.R * 298.15 / faraday
+    sites = float(np.sum(transport.h * transport.c_max))
+    exact = faraday * 1e-3 * sites / (4 * vt)
+    i, v = ds.current_density.values, ds.voltage.values
+    k = int(np.argmin(i))  # cathodic peak (sodiation, negative current)
+    assert -i[k] == pytest.approx(exact, rel=5e-3)
+    u0 = comp.mix(0.33, 0.55, 0.65)
+    assert v[k] == pytest.approx(u0, abs=2e-3)
+    # and the sweep comes back: the anodic peak mirrors it
+    assert i.max() == pytest.approx(exact, rel=5e-3)
