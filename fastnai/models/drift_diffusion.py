@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 from scipy import constants
 
+from .. import protocol_steps as steps
 from .. import schema
 from .. import transient as tr
 from .._kernels import drift_diffusion as kdd
@@ -159,40 +160,19 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="profiles kept (evenly thinned over the accepted steps)"),
 ]}
 
-_CUTOFF = K("cutoff_voltage", Q, None, "V", -5.0, 10.0, doc="cut-off voltage (cell voltage)")
-_DIRECTION = K("direction", schema.CHOICE, "discharge", choices=("discharge", "charge"),
-               doc="discharge: sodiation (cathodic); charge: desodiation (anodic)")
-_CRATE = K("c_rate", schema.NUMBER, None, None, 0.0, 1e4, exclusive_minimum=True, required=True,
-           doc="current in multiples of 1C (electrode.theoretical_capacity per hour)")
 STEP_KEYS: dict[str, dict[str, schema.Key]] = {
     "equilibrate": {"voltage": K("voltage", Q, None, "V", -5.0, 10.0, required=True,
                                  doc="equilibrium voltage")},
-    "rest": {"duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                           required=True, doc="open-circuit time")},
-    "constant_current": {
-        "c_rate": _CRATE, "direction": _DIRECTION,
-        "cutoff_voltage": _CUTOFF,
-        "max_duration": K("max_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                          doc="time limit (default 1.5 h / c_rate)")},
-    "constant_voltage": {
-        "voltage": K("voltage", Q, None, "V", -5.0, 10.0, required=True, doc="held voltage"),
-        "duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True, required=True,
-                      doc="hold time")},
+    "rest": steps.REST,
+    "constant_current": steps.CONSTANT_CURRENT,
+    "constant_voltage": steps.CONSTANT_VOLTAGE,
     "cv": {
         "scan_rates": K("scan_rates", schema.QUANTITY_LIST, None, "V/s", 0.0, 1e3,
                         exclusive_minimum=True, required=True, doc="scan rates"),
         "lower_voltage": K("lower_voltage", Q, 0.01, "V", -5.0, 10.0, doc="lower vertex"),
         "upper_voltage": K("upper_voltage", Q, 3.0, "V", -5.0, 10.0, doc="upper vertex"),
-        "cycles": K("cycles", schema.INTEGER, 1, None, 1, 1000, doc="full cycles per scan rate"),
-        "first": K("first", schema.CHOICE, "cathodic", choices=("cathodic", "anodic"),
-                   doc="direction of the first sweep")},
-    "gitt": {
-        "c_rate": _CRATE, "direction": _DIRECTION, "cutoff_voltage": _CUTOFF,
-        "pulse_duration": K("pulse_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                            required=True, doc="current pulse"),
-        "rest_duration": K("rest_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                           required=True, doc="relaxation after each pulse"),
-        "n_pulses": K("n_pulses", schema.INTEGER, 10, None, 1, 100_000, doc="pulses at most")},
+        "cycles": steps.CV_CYCLES, "first": steps.CV_FIRST},
+    "gitt": steps.GITT,
 }
 STEP_KEYS["potential_step"] = STEP_KEYS["constant_voltage"]
 TABLE_ARRAYS = {"protocol": STEP_KEYS}

@@ -49,6 +49,7 @@ import xarray as xr
 from scipy import constants
 
 from .. import fem, schema
+from .. import protocol_steps as steps
 from .. import transient as tr
 from .._kernels import film_diffusion as kfd
 from .._kernels import laminate as klam
@@ -206,24 +207,12 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
 _SOC = K("soc", schema.NUMBER, None, None, 0.0, 1.0, required=True,
          doc="film state of charge theta at the end of the step")
 _STATES = K("n_states", schema.INTEGER, 20, None, 1, 1_000_000, doc="output states in the step")
-_CUTOFF = K("cutoff_voltage", Q, None, "V", -5.0, 10.0, doc="cut-off voltage")
-_DIRECTION = K("direction", schema.CHOICE, "discharge", choices=("discharge", "charge"),
-               doc="discharge: sodiation; charge: desodiation")
-_CRATE = K("c_rate", schema.NUMBER, None, None, 0.0, 1e4, exclusive_minimum=True, required=True,
-           doc="current in multiples of 1C (the film's site capacity per hour)")
 STEP_KEYS: dict[str, dict[str, schema.Key]] = {
     "sodiate": {"soc": _SOC, "n_states": _STATES},
     "desodiate": {"soc": _SOC, "n_states": _STATES},
-    "constant_current": {
-        "c_rate": _CRATE, "direction": _DIRECTION, "cutoff_voltage": _CUTOFF,
-        "max_duration": K("max_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                          doc="time limit (default 1.5 h / c_rate)")},
-    "rest": {"duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                           required=True, doc="open-circuit time")},
-    "constant_voltage": {
-        "voltage": K("voltage", Q, None, "V", -5.0, 10.0, required=True, doc="held voltage"),
-        "duration": K("duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True, required=True,
-                      doc="hold time")},
+    "constant_current": steps.CONSTANT_CURRENT,
+    "rest": steps.REST,
+    "constant_voltage": steps.CONSTANT_VOLTAGE,
     "cv": {
         "scan_rate": K("scan_rate", Q, None, "V/s", 0.0, 1e3, exclusive_minimum=True,
                        required=True, doc="scan rate"),
@@ -231,16 +220,8 @@ STEP_KEYS: dict[str, dict[str, schema.Key]] = {
                            doc="lower vertex"),
         "upper_voltage": K("upper_voltage", Q, None, "V", -5.0, 10.0, required=True,
                            doc="upper vertex"),
-        "cycles": K("cycles", schema.INTEGER, 1, None, 1, 1000, doc="full cycles"),
-        "first": K("first", schema.CHOICE, "cathodic", choices=("cathodic", "anodic"),
-                   doc="direction of the first sweep (cathodic: sodiation)")},
-    "gitt": {
-        "c_rate": _CRATE, "direction": _DIRECTION, "cutoff_voltage": _CUTOFF,
-        "pulse_duration": K("pulse_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                            required=True, doc="current pulse"),
-        "rest_duration": K("rest_duration", Q, None, "s", 0.0, 1e9, exclusive_minimum=True,
-                           required=True, doc="relaxation after each pulse"),
-        "n_pulses": K("n_pulses", schema.INTEGER, 10, None, 1, 100_000, doc="pulses at most")},
+        "cycles": steps.CV_CYCLES, "first": steps.CV_FIRST},
+    "gitt": steps.GITT,
 }
 QUASI_STATIC_STEPS = ("sodiate", "desodiate")
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
