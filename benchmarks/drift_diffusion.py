@@ -182,10 +182,14 @@ class TimeImplicitStep:
 class TimeStepParts:
     """The parts of the potentiostatic step of :class:`TimeImplicitStep`, one call each.
 
-    A step costs (iterations + 1) ``assemble`` calls, one block-tridiagonal solve per
-    iteration, one ``unknowns_from_state`` (conserved state -> Newton unknowns; with electrons
-    transported it inverts n(psi - phi) by bisection at every node) and one
-    ``state_from_unknowns``.
+    A step costs one ``assemble``, one block-tridiagonal solve (``solve_block3``) and one
+    update per Newton iteration (the converged state is not assembled again: only its
+    Butler-Volmer current is evaluated), one ``unknowns_from_state`` (conserved state -> Newton
+    unknowns; with electrons transported it inverts e = n + n_t at every node, a bracketed
+    Newton search that lands on the reference bisection's answer) and one
+    ``state_from_unknowns``. From ``kdd.PARALLEL_MIN_NODES`` nodes (so at 1e4, not at 1e3) all
+    of them but the update run on the Numba threads. ``time_block_solve_general`` is the
+    general k x k solver on the same system, for comparison.
     """
 
     params = [SIZES, list(PHYSICS)]
@@ -206,8 +210,10 @@ class TimeStepParts:
         self.rhs = ws.res[0].reshape((n, 3, 1))
         self.dz = ws.dz[0].reshape((n, 3, 1))
         self.z_out = np.empty_like(self.z)
+        self.zero_update = np.zeros_like(self.z)
         self.y_out = np.empty_like(self.state)
-        for name in ("assemble", "block_solve", "unknowns_from_state", "state_from_unknowns"):
+        for name in ("assemble", "block_solve", "block_solve_general", "apply_update",
+                     "unknowns_from_state", "state_from_unknowns"):
             getattr(self, f"time_{name}")(n_nodes, physics)
 
     def time_assemble(self, n_nodes, physics):
@@ -219,8 +225,17 @@ class TimeStepParts:
 
     def time_block_solve(self, n_nodes, physics):
         ws = self.ws
+        kdd.solve_block3(ws.lower[0], ws.diag[0], ws.upper[0], ws.res[0], ws.res[0], False,
+                         ws.dz[0], ws.dz[0], ws.work_blocks[0])
+
+    def time_block_solve_general(self, n_nodes, physics):
+        ws = self.ws
         solve_block_tridiagonal(ws.lower[0], ws.diag[0], ws.upper[0], self.rhs, self.dz,
                                 ws.work_blocks[0], ws.work_rhs[0])
+
+    def time_apply_update(self, n_nodes, physics):
+        # a zero update: the same loop and limiter, and the unknowns stay as they are
+        kdd._apply_update(self.z, self.zero_update, self.s.vt)
 
     def time_unknowns_from_state(self, n_nodes, physics):
         s = self.s
@@ -289,8 +304,8 @@ class TimeGalvanostaticEnsemble:
 
     Issue target: ``time_steps`` at least 1.7x faster on 2 threads than on 1 (compare the
     parameters of one run). ``time_newton`` is the parallel Newton kernel alone
-    (``newton_ensemble``, one step from the same start), so that the serial parts of a step
-    (the predictor's voltage shift, the state conversions, one kernel call per particle) show
+    (``newton_ensemble``, one step from the same start), so that the rest of a step (the
+    predictor's voltage shift, the state conversions, the Python of ``solve_step``) shows
     as the difference. The discharge starts from an equilibrium at 1.6 V: from 3.0 or 2.0 V the
     integrator's first 1C step is rejected 20 times (down to dt ~ 1e-11 s), and at 1.4 V and
     below the equilibrium does not converge (its cold start at 1.5 V fails for these spheres).
@@ -509,7 +524,8 @@ class TrackDevsimStepSpeedup:
       hopping with site exclusion (theta = 3.4e-4 here) whose driving force also holds the
       regular-solution and electron chemical potentials.
     * Unknowns: DEVSIM solves for (psi, n, c); fastnai for (psi, logit theta, phi_n) and
-      converts its conserved state (psi, c, n) to them every step (a bisection per node).
+      converts its conserved state (psi, c, n) to them every step (an inversion of n(phi_n)
+      per node).
     * Charges: DEVSIM has a fixed negative background N_A = c0, so n = N_D in the bulk;
       fastnai's bulk is neutral with n = N_D + c0 (1.1e19 cm-3).
     * Newton tests: DEVSIM stops at a relative update of 1e-10 (sum over the three

@@ -451,14 +451,18 @@ def newton_solve(setup: Setup, ws: Workspace, z: np.ndarray, voltage: float, gal
 
 def unknowns(setup: Setup, y: np.ndarray, voltage: float, z: np.ndarray) -> None:
     """Newton unknowns of the state array ``y`` (P, n, 3) into ``z``."""
-    for p in range(setup.n_particles):
-        kdd.unknowns_from_state(y[p], voltage, setup.region[p], setup.params, setup.sc[p], z[p])
+    if setup.n_particles > 1:  # one call, parallel over particles
+        kdd.unknowns_from_state_ensemble(y, voltage, setup.region, setup.params, setup.sc, z)
+    else:
+        kdd.unknowns_from_state(y[0], voltage, setup.region[0], setup.params, setup.sc[0], z[0])
 
 
 def states(setup: Setup, z: np.ndarray, y: np.ndarray) -> None:
     """Conserved state of the unknowns ``z`` into ``y`` (P, n, 3)."""
-    for p in range(setup.n_particles):
-        kdd.state_from_unknowns(z[p], setup.region[p], setup.params, setup.sc[p], y[p])
+    if setup.n_particles > 1:
+        kdd.state_from_unknowns_ensemble(z, setup.region, setup.params, setup.sc, y)
+    else:
+        kdd.state_from_unknowns(z[0], setup.region[0], setup.params, setup.sc[0], y[0])
 
 
 @dataclass
@@ -526,9 +530,7 @@ class Cell:
         s = self.setup
         etas = np.empty(s.n_particles)
         u_locs = np.empty(s.n_particles)
-        for p in range(s.n_particles):
-            etas[p], u_locs[p] = kdd.surface_overpotential(z[p], s.region[p], s.sc[p], s.tables,
-                                                           s.site_energy[p])
+        kdd.surface_overpotential_ensemble(z, s.region, s.sc, s.tables, s.site_energy, etas, u_locs)
         return float(kdd.rigid_shift(etas, u_locs, s.sc, current))
 
     def error_weights(self, y, rtol):
@@ -566,16 +568,10 @@ class Cell:
     def flows(self, y: np.ndarray) -> np.ndarray:
         """A_s j per particle at the state ``y`` (anodic positive) [A per m2 or steradian]."""
         s = self.setup
-        ws = self.ws
-        z = np.empty(self.shape)
-        unknowns(s, y[:-1].reshape(self.shape), float(y[-1]), z)
         out = np.empty(s.n_particles)
-        zero = np.zeros((s.n_nodes, 3))
-        for p in range(s.n_particles):
-            out[p] = kdd.assemble(z[p], float(y[-1]), False, 0.0, zero, 1.0, s.vol[p], s.area[p],
-                                  s.h[p], s.g_face[p], s.d0_face[p], s.site_energy[p], s.region[p],
-                                  s.params, s.tables, s.sc[p], ws.lower[p], ws.diag[p], ws.upper[p],
-                                  ws.res[p], ws.bcol[p], ws.brow[p])
+        # the electrolyte node's unknowns and Butler-Volmer current only (what assemble returns)
+        kdd.flow_from_state_ensemble(y[:-1].reshape(self.shape), float(y[-1]), s.region, s.params,
+                                     s.sc, s.tables, s.site_energy, np.empty(self.shape), out)
         return out
 
     def inventory(self, y: np.ndarray) -> float:
