@@ -55,7 +55,7 @@ from numba import njit, prange
 
 from . import poisson
 from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
-from .hopping import bernoulli, sinhc
+from .hopping import bernoulli_pair, hopping_flux
 
 Q_E = 1.602176634e-19
 
@@ -269,37 +269,6 @@ PARALLEL_MIN_NODES = 2_000
 
 
 @njit(**JIT_INLINE)
-def _bernoulli_pair(u):
-    """(B(u), dB/du), bit for bit ``hopping.bernoulli`` and ``hopping.bernoulli_derivative``
-    (the latter evaluates B again: here it is evaluated once)."""
-    if abs(u) < 1e-2:
-        u2 = u * u
-        return (1.0 - 0.5 * u + u2 / 12.0 * (1.0 - u2 / 60.0 * (1.0 - u2 / 42.0)),
-                -0.5 + u / 6.0 * (1.0 - u2 / 30.0 * (1.0 - u2 / 28.0)))
-    b = bernoulli(u)
-    return b, b * (1.0 - b) / u - b
-
-
-@njit(**JIT_INLINE)
-def _hop(u, h, a, d0, c_i, c_j, c_max):
-    """``hopping.hopping_flux`` bit for bit, each Bernoulli function evaluated once."""
-    x = u * a / (2.0 * h)
-    g, dg = sinhc(x)
-    bm, dbm = _bernoulli_pair(-u)
-    dbm = -dbm
-    bp, dbp = _bernoulli_pair(u)
-    vac_i = 1.0 - c_i / c_max
-    vac_j = 1.0 - c_j / c_max
-    pre = d0 * g / h
-    bracket = bm * c_i * vac_j - bp * c_j * vac_i
-    flux = pre * bracket
-    d_u = d0 / h * (dg * a / (2.0 * h)) * bracket + pre * (dbm * c_i * vac_j - dbp * c_j * vac_i)
-    d_ci = pre * (bm * vac_j + bp * c_j / c_max)
-    d_cj = pre * (-bm * c_i / c_max - bp * vac_i)
-    return flux, d_u, d_ci, d_cj
-
-
-@njit(**JIT_INLINE)
 def _face(z, i, qi, qj, dt, area, h, d0_face, vt, a_hop, c_max, d_n, dd):
     """Na+ and electron terms of face i -> j = i + 1 from the node quantities ``qi``, ``qj``
     (tuples of ``_node``): (fl, dpsi_i, dl_i, dl_j, fe, dpsi_ei, dphi_i, dpsi_ej, dphi_j)."""
@@ -308,7 +277,7 @@ def _face(z, i, qi, qj, dt, area, h, d0_face, vt, a_hop, c_max, d_n, dd):
     c_j, dc_j, _, _, _, _, mu_j, dmu_j, n_j, dn_j = qj
     # Na+ hopping flux i -> j
     u = (z[i, 0] - z[j, 0] + mu_i - mu_j) / vt
-    flux, d_u, d_ci, d_cj = _hop(u, h[i], a_hop, d0_face[i], c_i, c_j, c_max)
+    flux, d_u, d_ci, d_cj = hopping_flux(u, h[i], a_hop, d0_face[i], c_i, c_j, c_max)
     w = dt * area[i]
     fl = w * flux
     dpsi_i = w * d_u / vt
@@ -323,8 +292,8 @@ def _face(z, i, qi, qj, dt, area, h, d0_face, vt, a_hop, c_max, d_n, dd):
         # Scharfetter-Gummel: w = (phi_j - phi_i)/V_t + ln(n_j/n_i) (degenerate correction)
         ww = (z[j, 2] - z[i, 2]) / vt + math.log(n_j / n_i)
         pre = d_n / h[i]
-        bm, dbm = _bernoulli_pair(-ww)
-        bp, dbp = _bernoulli_pair(ww)
+        bm, dbm = bernoulli_pair(-ww)
+        bp, dbp = bernoulli_pair(ww)
         fe = pre * (bm * n_i - bp * n_j)
         dfw = pre * (-dbm * n_i - dbp * n_j)
         dfni = pre * bm

@@ -73,6 +73,18 @@ def sinhc(x):
     return s / x, (x * math.cosh(x) - s) / (x * x)
 
 
+@njit(**JIT_INLINE)
+def bernoulli_pair(u):
+    """(B(u), dB/du), bit for bit ``bernoulli`` and ``bernoulli_derivative`` with B evaluated
+    once (``bernoulli_derivative`` evaluates it again)."""
+    if abs(u) < 1e-2:
+        u2 = u * u
+        return (1.0 - 0.5 * u + u2 / 12.0 * (1.0 - u2 / 60.0 * (1.0 - u2 / 42.0)),
+                -0.5 + u / 6.0 * (1.0 - u2 / 30.0 * (1.0 - u2 / 28.0)))
+    b = bernoulli(u)
+    return b, b * (1.0 - b) / u - b
+
+
 @njit(**JIT)
 def hopping_flux(u, h, a, d0, c_i, c_j, c_max):
     """Na+ flux from site i to site j = i + 1 [m-2 s-1] and its partial derivatives.
@@ -95,10 +107,9 @@ def hopping_flux(u, h, a, d0, c_i, c_j, c_max):
     """
     x = u * a / (2.0 * h)
     g, dg = sinhc(x)
-    bm = bernoulli(-u)
-    bp = bernoulli(u)
-    dbm = -bernoulli_derivative(-u)
-    dbp = bernoulli_derivative(u)
+    bm, dbm = bernoulli_pair(-u)
+    dbm = -dbm
+    bp, dbp = bernoulli_pair(u)
     vac_i = 1.0 - c_i / c_max
     vac_j = 1.0 - c_j / c_max
     pre = d0 * g / h

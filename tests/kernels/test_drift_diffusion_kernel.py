@@ -492,17 +492,6 @@ def test_twisted_block3_solve_agrees_to_round_off_whatever_the_threads(numba_thr
             np.testing.assert_array_equal(single, one)
 
 
-def test_fused_bernoulli_and_hopping_flux_are_the_hopping_kernels_to_the_bit():
-    from fastnai._kernels import hopping
-
-    for u in np.concatenate([np.linspace(-0.02, 0.02, 81), np.geomspace(1e-6, 800.0, 200),
-                             -np.geomspace(1e-6, 800.0, 200), [0.0, 1e-2, -1e-2]]):
-        b, db = kdd._bernoulli_pair(u)
-        assert b == hopping.bernoulli(u) and db == hopping.bernoulli_derivative(u)
-        args = (u, 0.3e-9, 0.48e-9, 1e-19, 3e27, 8e27, 2.9e28)
-        assert kdd._hop(*args) == hopping.hopping_flux(*args)
-
-
 @pytest.mark.parametrize("current", [-0.3, 0.0, 2e-3, 5.0, 1e30, -1e30])
 def test_rigid_shift_is_the_bisection_to_the_bit(current):
     """Newton on the bracket grid returns the bisection's midpoint; currents no shift within

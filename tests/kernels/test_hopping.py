@@ -11,6 +11,7 @@ from fastnai._kernels.fermi_dirac import fd_half
 from fastnai._kernels.hopping import (
     bernoulli,
     bernoulli_derivative,
+    bernoulli_pair,
     degeneracy_correction,
     hopping_flux,
     sg_electron_flux,
@@ -146,3 +147,11 @@ def test_degeneracy_correction_limits_and_derivative():
     fd = (degeneracy_correction(n * (1 + 1e-6), n_c)[0]
           - degeneracy_correction(n * (1 - 1e-6), n_c)[0]) / (2e-6 * n)
     assert value > 0 and deriv == pytest.approx(fd, rel=1e-6)
+
+
+def test_bernoulli_pair_is_bernoulli_and_its_derivative_to_the_bit():
+    """The fused pair (B evaluated once) used by hopping_flux and the drift-diffusion kernel."""
+    for u in np.concatenate([np.linspace(-0.02, 0.02, 81), np.geomspace(1e-6, 800.0, 200),
+                             -np.geomspace(1e-6, 800.0, 200), [0.0, 1e-2, -1e-2]]):
+        b, db = bernoulli_pair(u)
+        assert b == bernoulli(u) and db == bernoulli_derivative(u)
