@@ -273,7 +273,7 @@ def coupled_newton(theta, hist, alpha0, dt, h, c_max, d_cell, beta_film, sc, z_f
         kd = 0.0
         for q in range(2 * n_layers):
             layer = q // 2
-            g = 0.5 - 0.5 / math.sqrt(3.0) if q % 2 == 0 else 0.5 + 0.5 / math.sqrt(3.0)
+            g = lam.GAUSS_LO if q % 2 == 0 else lam.GAUSS_HI
             dz = (z_faces[layer + 1] - z_faces[layer]) * g * dstretch[layer]
             z = points[lam.P_Z, q]
             w = points[lam.P_WEIGHT, q]

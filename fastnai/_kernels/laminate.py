@@ -126,8 +126,8 @@ N_RESULT = 10
 
 _SINGULAR = 1e-12  # consistent tangent treated as singular below this fraction of the elastic one
 _REGULARISE = 1e-6  # ... and then regularised by this fraction of the elastic stiffness
-_GAUSS_LO = 0.5 - 0.5 / math.sqrt(3.0)  # Gauss-Legendre points on [0, 1]
-_GAUSS_HI = 0.5 + 0.5 / math.sqrt(3.0)
+GAUSS_LO = 0.5 - 0.5 / math.sqrt(3.0)  # Gauss-Legendre points on [0, 1]
+GAUSS_HI = 0.5 + 0.5 / math.sqrt(3.0)
 
 
 @njit(**JIT)
@@ -230,8 +230,8 @@ def current_points(z_faces, stretch, points):
     c = z_faces[0]
     for i in range(n_layers):
         h = stretch[i] * (z_faces[i + 1] - z_faces[i])
-        points[P_Z, 2 * i] = c + _GAUSS_LO * h
-        points[P_Z, 2 * i + 1] = c + _GAUSS_HI * h
+        points[P_Z, 2 * i] = c + GAUSS_LO * h
+        points[P_Z, 2 * i + 1] = c + GAUSS_HI * h
         points[P_WEIGHT, 2 * i] = 0.5 * h
         points[P_WEIGHT, 2 * i + 1] = 0.5 * h
         c += h
@@ -249,8 +249,8 @@ def reference_points(z_faces, out):
     """
     for i in range(z_faces.size - 1):
         h = z_faces[i + 1] - z_faces[i]
-        out[2 * i] = z_faces[i] + _GAUSS_LO * h
-        out[2 * i + 1] = z_faces[i] + _GAUSS_HI * h
+        out[2 * i] = z_faces[i] + GAUSS_LO * h
+        out[2 * i + 1] = z_faces[i] + GAUSS_HI * h
 
 
 @njit(**JIT)
@@ -608,7 +608,7 @@ def equilibrium_sensitivity(z_faces, points, material, history, dstretch, dmater
         dm = delta * above_m
         for k in range(2):
             q = 2 * i + k
-            g = _GAUSS_LO if k == 0 else _GAUSS_HI
+            g = GAUSS_LO if k == 0 else GAUSS_HI
             z = points[P_Z, q]
             w = points[P_WEIGHT, q]
             dz = h * g * dlam

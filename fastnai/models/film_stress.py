@@ -708,7 +708,7 @@ def interface_stress(result: Result) -> np.ndarray:
     face (the stress is linear in z inside a layer) [Pa]."""
     q = 2 * result.stack.n_substrate
     s_lo, s_hi = result.stress[:, q], result.stress[:, q + 1]
-    g = 1.0 / math.sqrt(3.0)  # Gauss points at 1/2 -+ g/2 of the layer
+    g = klam.GAUSS_HI - klam.GAUSS_LO  # the layer's Gauss points sit at 1/2 -+ g/2
     return s_lo - (s_hi - s_lo) * (0.5 - 0.5 * g) / g
 
 
