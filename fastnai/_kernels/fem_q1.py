@@ -50,7 +50,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._jit import JIT, JIT_PARALLEL
+from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
 
 XX = 0  # Voigt component indices
 ZZ = 1
@@ -92,6 +92,31 @@ def _node_elements(elements, n_nodes):
     return count, items
 
 
+@njit(**JIT_INLINE)
+def _sorted_neighbours(a, ptr, items, elements, scratch):
+    """The distinct nodes of the elements around node ``a``, ascending, into ``scratch``;
+    returns their number."""
+    m = 0
+    for k in range(ptr[a], ptr[a + 1]):
+        e = items[k]
+        for j in range(4):
+            b = elements[e, j]
+            found = False
+            for q in range(m):
+                if scratch[q] == b:
+                    found = True
+                    break
+            if not found:
+                # insertion into the sorted list
+                q = m
+                while q > 0 and scratch[q - 1] > b:
+                    scratch[q] = scratch[q - 1]
+                    q -= 1
+                scratch[q] = b
+                m += 1
+    return m
+
+
 @njit(**JIT)
 def csr_pattern(elements, n_nodes):
     """CSR sparsity of the 2-DOF-per-node stiffness matrix and the element scatter map.
@@ -125,43 +150,14 @@ def csr_pattern(elements, n_nodes):
         max_deg = max(max_deg, ptr[a + 1] - ptr[a])
     scratch = np.empty(4 * max_deg + 1, dtype=np.int64)
     neighbour_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
-    # first pass: counts
+    # first pass: counts; second: the sorted lists
     for a in range(n_nodes):
-        m = 0
-        for k in range(ptr[a], ptr[a + 1]):
-            e = items[k]
-            for j in range(4):
-                b = elements[e, j]
-                found = False
-                for q in range(m):
-                    if scratch[q] == b:
-                        found = True
-                        break
-                if not found:
-                    scratch[m] = b
-                    m += 1
+        m = _sorted_neighbours(a, ptr, items, elements, scratch)
         n_neighbours[a] = m
         neighbour_ptr[a + 1] = neighbour_ptr[a] + m
     neighbours = np.empty(neighbour_ptr[n_nodes], dtype=np.int64)
     for a in range(n_nodes):
-        m = 0
-        for k in range(ptr[a], ptr[a + 1]):
-            e = items[k]
-            for j in range(4):
-                b = elements[e, j]
-                found = False
-                for q in range(m):
-                    if scratch[q] == b:
-                        found = True
-                        break
-                if not found:
-                    # insertion into the sorted list
-                    q = m
-                    while q > 0 and scratch[q - 1] > b:
-                        scratch[q] = scratch[q - 1]
-                        q -= 1
-                    scratch[q] = b
-                    m += 1
+        m = _sorted_neighbours(a, ptr, items, elements, scratch)
         s = neighbour_ptr[a]
         for q in range(m):
             neighbours[s + q] = scratch[q]
