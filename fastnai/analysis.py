@@ -432,6 +432,38 @@ def exchange_current_tafel(overpotential, current_density, *, temperature: float
                 "transfer_coefficient": alpha})
 
 
+def nucleation_overpotential(t, voltage, *, plateau_window: tuple[float, float] = (0.5, 1.0)) -> dict:
+    """Nucleation spike of a galvanostatic plating transient [Yan et al., Nat. Energy 1, 16010
+    (2016), doi:10.1038/nenergy.2016.10; the VN paper's Fig. 3a].
+
+    ``spike`` is the largest ``|voltage|``; ``plateau`` the mean ``|voltage|`` over the
+    ``plateau_window`` fraction of the record's duration (the later flat part); ``excess`` is
+    ``spike - plateau``, the "nucleation overpotential" of the Yan convention. Papers differ
+    on which of ``spike`` and ``excess`` they quote: report both.
+
+    Examples
+    --------
+    >>> tt = np.linspace(0.0, 100.0, 1001)
+    >>> v = -0.05 - 0.03 * np.exp(-tt / 2.0)
+    >>> r = nucleation_overpotential(tt, v)
+    >>> round(r["spike"], 3), round(r["plateau"], 3), round(r["excess"], 3)
+    (0.08, 0.05, 0.03)
+    """
+    tt = np.asarray(t, dtype=float)
+    v = np.abs(np.asarray(voltage, dtype=float))
+    if tt.size < 2 or tt.shape != v.shape:
+        raise FastnaiError("t and voltage must be 1D arrays of the same length (>= 2 points)")
+    span = tt[-1] - tt[0]
+    lo, hi = plateau_window
+    sel = (tt >= tt[0] + lo * span) & (tt <= tt[0] + hi * span)
+    if not np.any(sel):
+        raise FastnaiError("no samples in the plateau window")
+    k = int(np.argmax(v))
+    plateau = float(np.mean(v[sel]))
+    return {"spike": float(v[k]), "spike_time": float(tt[k]), "plateau": plateau,
+            "excess": float(v[k]) - plateau}
+
+
 def read_csv(path: str | Path, columns: Mapping[str, str], *,
              scale: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
     """Read measured data from a CSV file with named columns.

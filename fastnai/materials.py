@@ -149,6 +149,8 @@ _TABLE = [
                                    note="from T/R_ct Arrhenius fit"),
         nucleation_overpotential=Property(0.036, "V", DOI["xia2022vn"], "measured",
                                           note="symmetric cell, 0.5 mA cm-2"),
+        adsorption_energy=Property(-1.830, "eV", DOI["xia2022vn"], "computed",
+                                   note="DFT, Na atom on the top-of-V site (the strongest of four)"),
     ),
     _material(
         "Na", "sodium metal",
@@ -162,6 +164,8 @@ _TABLE = [
         activation_energy=Property(72.96, "kJ mol^-1", DOI["xia2022vn"], "measured"),
         nucleation_overpotential=Property(0.068, "V", DOI["xia2022vn"], "measured",
                                           note="symmetric cell, 0.5 mA cm-2"),
+        adsorption_energy=Property(-0.860, "eV", DOI["xia2022vn"], "computed",
+                                   note="DFT, Na atom on Na (the paper's ref. 45)"),
     ),
     _material(
         "Bi", "bismuth (alloy anode end member)",

@@ -21,6 +21,8 @@ def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
         if "von_mises_map" in ds:
             return cross_section_figure(ds, path)
         return film_stress_figure(ds, path)
+    if model == "deposition":
+        return deposition_figure(ds, path)
     raise FastnaiError(f"no plot is defined for model {model!r}")
 
 
@@ -201,6 +203,44 @@ def cross_section_figure(ds: xr.Dataset, path: str | Path) -> Path:
     axes[2].set_xlabel(r"$\sigma_{xx}$ at x = 0 (GPa)")
     axes[2].set_ylabel("height above the interface (nm)")
     axes[2].legend(frameon=False, fontsize=7)
+    return _save(fig, path)
+
+
+def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
+    """Morphology snapshots (phase field, the paper's Fig. 3/4 in simulation) above the
+    voltage transient in both conventions (symmetric cell and per electrode) with its spike."""
+    import matplotlib.pyplot as plt
+
+    n = ds.sizes["t_snapshot"]
+    shown = sorted({0, n // 3, (2 * n) // 3, n - 1})
+    fig = plt.figure(figsize=(3.0 * len(shown), 6.0))
+    grid = fig.add_gridspec(2, len(shown), height_ratios=[1.0, 0.8])
+    x = ds.x.values * 1e6
+    y = ds.y.values * 1e6
+    for col, k in enumerate(shown):
+        ax = fig.add_subplot(grid[0, col])
+        ax.pcolormesh(x, y, ds.phase.values[k], cmap="Greys", vmin=0.0, vmax=1.0,
+                      shading="auto", rasterized=True)
+        active = ds.active_sites.values[k] > 0.5
+        ax.plot(x[active], np.zeros(active.sum()), "|", color="tab:red", ms=6)
+        ax.set_aspect("equal")
+        q = float(ds.deposited_charge.interp(t=float(ds.t_snapshot[k]))) / 3.6e4
+        ax.set_title(f"t = {float(ds.t_snapshot[k]):.0f} s, {q:.2f} mA h cm$^{{-2}}$", fontsize=8)
+        ax.set_xlabel("x (um)")
+        if col == 0:
+            ax.set_ylabel("y (um)")
+    ax = fig.add_subplot(grid[1, :])
+    t = ds.t.values
+    ax.plot(t, ds.voltage.values * 1e3, label="symmetric cell")
+    ax.plot(t, ds.overpotential.values * 1e3, label="per electrode")
+    k = int(np.argmax(np.abs(ds.voltage.values)))
+    ax.annotate(f"spike {abs(float(ds.voltage[k])) * 1e3:.0f} mV", (t[k], float(ds.voltage[k]) * 1e3),
+                textcoords="offset points", xytext=(20, -10), fontsize=8,
+                arrowprops={"arrowstyle": "->"})
+    ax.set_xscale("symlog", linthresh=max(1e-3, float(t[1]) if t.size > 1 else 1e-3))
+    ax.set_xlabel("t (s)")
+    ax.set_ylabel("voltage (mV)")
+    ax.legend(frameon=False, fontsize=8)
     return _save(fig, path)
 
 

@@ -252,7 +252,7 @@ def test_to_toml_round_trip_of_dict_case_with_overrides(tmp_path):
 def test_every_case_file_loads():
     assert CASE_FILES, "no case files found"
     for path in CASE_FILES:
-        assert load_case(path).kind == path.stem.split("_", 2)[0] + "_" + path.stem.split("_", 2)[1]
+        assert path.stem.startswith(load_case(path).kind + "_")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,7 +452,7 @@ def test_unknown_model_kind_is_an_error_with_suggestion():
     assert "did you mean 'band_bending'" in message
 
 
-@pytest.mark.parametrize("kind", ["deposition", "nope", 3, None, ["band_bending"]])
+@pytest.mark.parametrize("kind", ["depositon", "nope", 3, None, ["band_bending"]])
 def test_unbuilt_or_malformed_model_kind_is_an_error(kind):
     raw = minimal()
     raw["model"]["kind"] = kind
@@ -487,8 +487,3 @@ def test_pathological_power_in_unit_string_fails_fast():
 def test_decimal_comma_is_a_case_error_not_a_tenfold_value(key, text):
     message = case_error(MINIMAL, {key: text, "mesh.n_nodes": 10})
     assert key in message and "','" in message
-
-
-def test_planned_model_kind_is_a_clear_case_error():
-    message = case_error({"model": {"kind": "deposition"}})
-    assert "planned" in message and "band_bending" in message

@@ -31,6 +31,15 @@ def test_case_runs_on_a_shrunk_mesh(path):
     case = fastnai.load_case(path)
     if case.kind == "film_stress":
         shrunk = {"mesh.film_layers": min(case["mesh.film_layers"], 60)}
+    elif case.kind == "deposition":
+        shrunk = {"mesh.nx": min(case["mesh.nx"], 48), "mesh.ny": min(case["mesh.ny"], 40)}
+        for k, st in enumerate(case["protocol"]):
+            if st.get("capacity") is not None:
+                shrunk[f"protocol.{k}.capacity"] = "0.005 mA h cm^-2"
+            elif st.get("duration") is not None:
+                shrunk[f"protocol.{k}.duration"] = min(st["duration"], 20.0)
+            if st.get("rest_duration"):
+                shrunk[f"protocol.{k}.rest_duration"] = 5.0
     else:
         shrunk = {"mesh.n_nodes": min(case["mesh.n_nodes"], 600)}
     ds = fastnai.run(path, overrides=shrunk)
@@ -44,6 +53,9 @@ def test_case_runs_on_a_shrunk_mesh(path):
         assert ds.attrs["newton_iterations"] > 0
         if case["model.mechanics"] == "laminate":
             assert ds.attrs["max_scaled_residual"] < 1e-9
+    elif case.kind == "deposition":
+        assert ds.attrs["solver_n_steps"] > 0
+        assert float(np.abs(ds.deposited_charge).max()) > 0.0
     else:
         assert ds.attrs["equilibrium_newton_iterations"] > 0
         assert ds.attrs["solver_n_steps"] > 0
