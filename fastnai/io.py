@@ -6,10 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from .errors import FastnaiError
+from .variables import non_finite
 
 
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -25,9 +25,9 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ...     xr.testing.assert_identical(read_dataset(path), ds)
     """
     path = Path(path)
-    for name, var in ds.data_vars.items():
-        if var.dtype.kind == "f" and not np.all(np.isfinite(var.values)) and "nan_means" not in var.attrs:
-            raise FastnaiError(f"refusing to write {path}: variable {name!r} is not finite")
+    bad = non_finite(ds)
+    if bad:
+        raise FastnaiError(f"refusing to write {path}: variable {bad[0]!r} is not finite")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -243,3 +243,11 @@ def provenance(model: str, case_toml: str, references: list[str], wall_time_s: f
     for key, value in stats.items():
         attrs[key] = int(value) if isinstance(value, (bool, np.bool_)) else value
     return attrs
+
+
+def non_finite(ds: xr.Dataset) -> list[str]:
+    """Names of the float variables holding NaN or inf without a ``nan_means`` attribute
+    (the one convention for diagnostics that are undefined for a case)."""
+    return [name for name, var in ds.data_vars.items()
+            if var.dtype.kind == "f" and "nan_means" not in var.attrs
+            and not np.all(np.isfinite(var.values))]

@@ -33,7 +33,7 @@ from .._kernels import poisson
 from .._kernels._jit import PARALLEL_MIN_SIZE
 from ..errors import CaseError, ConvergenceError
 from ..mesh import graded_mesh
-from ..variables import make_dataset, provenance
+from ..variables import make_dataset, non_finite, provenance
 
 K = schema.Key
 Q = schema.QUANTITY
@@ -411,8 +411,7 @@ def run(case) -> xr.Dataset:
     start = time.perf_counter()
     sol = solve(case)
     ds = to_dataset(case, sol, time.perf_counter() - start)
-    bad = [name for name, var in ds.data_vars.items()
-           if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
+    bad = non_finite(ds)
     if bad:
         raise ConvergenceError(f"band_bending: the converged solution gives non-finite {', '.join(bad)} "
                                "(parameters outside the floating-point range of the model)",

@@ -72,7 +72,7 @@ from .._kernels import electrolyte as kel
 from .._kernels import phase_field as kpf
 from ..electrolyte import SpdSolver
 from ..errors import CaseError, ConvergenceError, Interrupted
-from ..variables import make_dataset, provenance
+from ..variables import make_dataset, non_finite, provenance
 
 K = schema.Key
 Q = schema.QUANTITY
@@ -1101,6 +1101,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         "against a Na reference at the top of the box")
     ds = make_dataset("deposition", data, coords, attrs)
     ds["x"].attrs["long_name"] = "position along the substrate (periodic)"
+    ds["site_activation_time"].attrs["nan_means"] = "the site never activated"
     return ds
 
 
@@ -1110,8 +1111,7 @@ def run(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
     result = simulate(case, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                       resume=resume, progress=progress)
     ds = to_dataset(case, result)
-    bad = [name for name, var in ds.data_vars.items()
-           if name != "site_activation_time" and not np.all(np.isfinite(var.values))]
+    bad = non_finite(ds)
     if bad:
         raise ConvergenceError(f"deposition: non-finite {', '.join(bad)} in the result", [])
     return ds

@@ -43,7 +43,7 @@ from .._kernels import drift_diffusion as kdd
 from .._kernels import poisson
 from ..errors import CaseError, ConvergenceError
 from ..mesh import graded_mesh
-from ..variables import make_dataset, provenance
+from ..variables import make_dataset, non_finite, provenance
 from . import band_bending as bb
 
 K = schema.Key
@@ -1141,8 +1141,7 @@ def run(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
     result = simulate(case, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                       resume=resume, progress=progress)
     ds = to_dataset(case, result)
-    bad = [name for name, var in ds.data_vars.items()
-           if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
+    bad = non_finite(ds)
     if bad:
         raise ConvergenceError(f"drift_diffusion: non-finite {', '.join(bad)} in the result", [])
     return ds

@@ -55,7 +55,7 @@ from .._kernels import film_diffusion as kfd
 from .._kernels import laminate as klam
 from ..errors import CaseError, ConvergenceError
 from ..mesh import graded_mesh
-from ..variables import make_dataset, provenance
+from ..variables import make_dataset, non_finite, provenance
 from . import film_composition as comp
 
 K = schema.Key
@@ -826,8 +826,7 @@ def run(case, progress=None) -> xr.Dataset:
         ds = to_dataset(case, simulate_transport(case, progress=progress))
     else:
         ds = to_dataset(case, simulate(case))
-    bad = [name for name, var in ds.data_vars.items()
-           if "nan_means" not in var.attrs and not np.all(np.isfinite(var.values))]
+    bad = non_finite(ds)
     if bad:
         raise ConvergenceError(f"film_stress: non-finite {', '.join(bad)} in the result", [])
     return ds

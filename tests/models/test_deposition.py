@@ -289,3 +289,17 @@ def test_bad_cases_are_clear_errors(over, text):
 def test_protocol_needs_capacity_or_duration():
     with pytest.raises(CaseError, match="capacity and duration"):
         make_case([{"step": "plate", "current_density": 5.0}])
+
+
+def test_a_site_that_never_activated_is_written(tmp_path):
+    """site_activation_time is NaN for a site that never activated: the result says so
+    (nan_means) and is written and read back, like every other undefined diagnostic."""
+    from fastnai.io import read_dataset, write_dataset
+
+    ds = dep.run(make_case(plate("0.0001 mA h cm^-2")), progress=False)
+    times = ds.site_activation_time.values
+    times[-1] = np.nan  # whether or not the short run left one inactive
+    ds["site_activation_time"].values = times
+    assert "nan_means" in ds.site_activation_time.attrs
+    back = read_dataset(write_dataset(ds, tmp_path / "dep.nc"))
+    assert np.isnan(back.site_activation_time.values[-1])
