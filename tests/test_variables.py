@@ -131,6 +131,7 @@ EXPECTED_DIMENSION = {
     "m-1": "meter ** -1",
     "mol m-3": "mole / meter ** 3",
     "J m-2": "joule / meter ** 2",
+    "degree": "radian",
 }
 
 

@@ -229,6 +229,17 @@ def _conc_factor(c, inv_c_ref, alpha_a, c_floor):
     return cr ** alpha_a
 
 
+@njit(**JIT_INLINE)
+def _cell_current(voltage, j, i, phi, conc, eta_shift, use_shift, j0, inv_c_ref, alpha_a, alpha_c,
+                  f_rt, c_floor):
+    """Butler-Volmer current of cell (j, i) at metal potential ``voltage``, and d/dV."""
+    eta = voltage - phi[j, i]
+    if use_shift:
+        eta += eta_shift[j, i]
+    cf = _conc_factor(conc[j, i], inv_c_ref, alpha_a, c_floor)
+    return _bv(eta, cf, j0, alpha_a, alpha_c, f_rt)
+
+
 @njit(**JIT_PARALLEL)
 def growth_sum(voltage, xi_star, geom, geom2, phi, conc, eta_shift, use_shift, j0, inv_c_ref,
                alpha_a, alpha_c, f_rt, speed, dt, c_floor, partial):
@@ -252,11 +263,8 @@ def growth_sum(voltage, xi_star, geom, geom2, phi, conc, eta_shift, use_shift, j
                 g = geom[j, i]
                 if g == 0.0:
                     continue
-                eta = voltage - phi[j, i]
-                if use_shift:
-                    eta += eta_shift[j, i]
-                cf = _conc_factor(conc[j, i], inv_c_ref, alpha_a, c_floor)
-                jb, djb = _bv(eta, cf, j0, alpha_a, alpha_c, f_rt)
+                jb, djb = _cell_current(voltage, j, i, phi, conc, eta_shift, use_shift, j0, inv_c_ref,
+                                        alpha_a, alpha_c, f_rt, c_floor)
                 x0 = xi_star[j, i]
                 a = -dt * speed * jb
                 g2 = geom2[j, i]
@@ -293,11 +301,8 @@ def apply_growth(voltage, xi, xi_star, geom, geom2, phi, conc, eta_shift, use_sh
             x1 = xi_star[j, i]
             g = geom[j, i]
             if g != 0.0:
-                eta = voltage - phi[j, i]
-                if use_shift:
-                    eta += eta_shift[j, i]
-                cf = _conc_factor(conc[j, i], inv_c_ref, alpha_a, c_floor)
-                jb, _ = _bv(eta, cf, j0, alpha_a, alpha_c, f_rt)
+                jb, _ = _cell_current(voltage, j, i, phi, conc, eta_shift, use_shift, j0, inv_c_ref,
+                                      alpha_a, alpha_c, f_rt, c_floor)
                 a = -dt * speed * jb
                 x1 = x1 + a * (g + a * geom2[j, i])
             x1 = min(max(x1, 0.0), 1.0)
@@ -333,11 +338,8 @@ def max_speed(voltage, geom, phi, conc, eta_shift, use_shift, j0, inv_c_ref, alp
         for i in range(nx):
             if geom[j, i] == 0.0:
                 continue
-            eta = voltage - phi[j, i]
-            if use_shift:
-                eta += eta_shift[j, i]
-            cf = _conc_factor(conc[j, i], inv_c_ref, alpha_a, c_floor)
-            jb, _ = _bv(eta, cf, j0, alpha_a, alpha_c, f_rt)
+            jb, _ = _cell_current(voltage, j, i, phi, conc, eta_shift, use_shift, j0, inv_c_ref,
+                                  alpha_a, alpha_c, f_rt, c_floor)
             v = abs(speed * jb)
             if v > m:
                 m = v

@@ -675,12 +675,11 @@ class Cell:
         return float(h.max()), float(h.mean()), float(h.std())
 
     # -- the step -----------------------------------------------------------------------------
-    def _wall_current(self, voltage: float) -> tuple[float, float]:
-        """Anodic dissolution of the substrate at active, uncovered columns: (j, dj/dV) per area."""
+    def _wall_columns(self, voltage: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Anodic dissolution of the substrate at active, uncovered columns: the columns, and
+        per column the current density times the uncovered fraction [A m-2] and its d/dV."""
         s = self.s
         cols = self.wall_active.astype(bool)
-        if not cols.any():
-            return 0.0, 0.0
         eta = voltage - self.phi[0, cols]
         cr = np.maximum(self.conc[0, cols] / s.c_ref, C_FLOOR)
         k = s.j0 * cr**s.alpha_a
@@ -690,9 +689,13 @@ class Cell:
         dj = k * s.f_rt * (s.alpha_a * ea + (1.0 - s.alpha_a) * ec)
         bare = 1.0 - np.clip(self.xi[0, cols], 0.0, 1.0)
         pos = j > 0.0
-        scale = s.dx / s.width
-        return float(np.sum(np.where(pos, j, 0.0) * bare) * scale), float(
-            np.sum(np.where(pos, dj, 0.0) * bare) * scale)
+        return cols, np.where(pos, j, 0.0) * bare, np.where(pos, dj, 0.0) * bare
+
+    def _wall_current(self, voltage: float) -> tuple[float, float]:
+        """The substrate's dissolution per substrate area: (j, dj/dV)."""
+        _, j, dj = self._wall_columns(voltage)
+        scale = self.s.dx / self.s.width
+        return float(np.sum(j)) * scale, float(np.sum(dj)) * scale
 
     def _growth(self, voltage: float, dt: float):
         s = self.s
@@ -770,13 +773,10 @@ class Cell:
                          1.0 - s.alpha_a, s.f_rt, s.speed, dt, C_FLOOR, s.c_s, self.xi_new,
                          self.source)
         self.profile_na += self.profile_change * s.dx**2 * s.c_s / s.width
-        jw, _ = self._wall_current(voltage)
+        cols, j_cols, _ = self._wall_columns(voltage)
+        jw = float(np.sum(j_cols)) * s.dx / s.width
         if jw != 0.0:  # substrate dissolution: a negative source in the first row
-            cols = self.wall_active.astype(bool)
-            eta = voltage - self.phi[0, cols]
-            cr = np.maximum(self.conc[0, cols] / s.c_ref, C_FLOOR)
-            jc = np.maximum(bv_current(eta, s.j0, s.alpha_a, s.temperature, cr), 0.0)
-            self.source[0, cols] -= jc * (1.0 - np.clip(self.xi[0, cols], 0.0, 1.0)) / (F * s.dx)
+            self.source[0, cols] -= j_cols / (F * s.dx)
             self.substrate_stripped += jw * dt / F
         d_inv = kpf.field_sum(self.xi_new, self.partial) - kpf.field_sum(self.xi, self.partial)
         j_far = -F * s.c_s * s.dx**2 * d_inv / (dt * s.width) + jw
