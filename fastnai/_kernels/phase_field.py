@@ -98,13 +98,83 @@ def _wall_ghost(xi0, active, cos_theta, dx, lam):
 
 @njit(**JIT_INLINE)
 def _cell(xi, wall_active, cos_theta, dx, lam, j, i, ny, nx):
-    """xi at (j, i) with periodic x, the wall ghost below row 0 and a mirror above the top."""
-    i = i % nx
+    """xi at (j, i), ``-nx <= i < 2 nx``: periodic x, the wall ghost below row 0, a mirror on top."""
+    if i >= nx:
+        i -= nx
+    elif i < 0:
+        i += nx
     if j < 0:
         return _wall_ghost(xi[0, i], wall_active[i], cos_theta, dx, lam)
     if j >= ny:
         return xi[ny - 1, i]
     return xi[j, i]
+
+
+@njit(**JIT_INLINE)
+def _relax(c, e, w, n, s, ne, nw, se, sw, formulation, inv_dx, inv_dx2, lam, inv_lam2,
+           mobility, dt, r, a_well, eps2):
+    """Point-implicit profile update of one cell and its growth factors ``(new, G, G2)``."""
+    cc = min(max(c, 0.0), 1.0)
+    f = cc * (1.0 - cc) * (1.0 - 2.0 * cc)
+    fp = 1.0 - 6.0 * cc + 6.0 * cc * cc
+    diag = a_well * fp if fp > 0.0 else 0.0
+    gxx = (e - 2.0 * c + w) * inv_dx2
+    gyy = (n - 2.0 * c + s) * inv_dx2
+    if formulation == PROFILE_PRESERVING:
+        gx = 0.5 * (e - w) * inv_dx
+        gy = 0.5 * (n - s) * inv_dx
+        gxy = 0.25 * (ne - nw - se + sw) * inv_dx2
+        g2 = gx * gx + gy * gy
+        den = g2 + eps2
+        hnn = gx * gx * gxx + 2.0 * gx * gy * gxy + gy * gy * gyy
+        incr = mobility * (hnn / den - f * inv_lam2)
+        diag += 2.0 * r * g2 / den
+        return c + dt * incr / (1.0 + diag), math.sqrt(g2), 0.5 * hnn / den
+    incr = mobility * (gxx + gyy - f * inv_lam2)
+    diag += 4.0 * r
+    return c + dt * incr / (1.0 + diag), 6.0 * cc * cc * (1.0 - cc) * (1.0 - cc) / lam, 0.0
+
+
+@njit(**JIT_INLINE)
+def _extras(c, e, w, n, s, ne, nw, se, sw, inv_dx, inv_dx2, eps2, lam, noise, sq_dt, seed, step,
+            k, gt_coeff, anisotropy):
+    """Noise increment and Gibbs-Thomson shift of one cell (0 where switched off)."""
+    gx = 0.5 * (e - w) * inv_dx
+    gy = 0.5 * (n - s) * inv_dx
+    g2 = gx * gx + gy * gy
+    grad = math.sqrt(g2)
+    kick = 0.0
+    if noise != 0.0 and grad > 0.0:
+        u = counter_rng.uniform(seed, counter_rng.STREAM_NOISE, step, k)
+        kick = noise * sq_dt * (2.0 * u - 1.0) * lam * grad
+    shift = 0.0
+    if gt_coeff != 0.0:
+        gxx = (e - 2.0 * c + w) * inv_dx2
+        gyy = (n - 2.0 * c + s) * inv_dx2
+        gxy = 0.25 * (ne - nw - se + sw) * inv_dx2
+        den = g2 + eps2
+        curv = (gxx * gy * gy - 2.0 * gx * gy * gxy + gyy * gx * gx) / (den * math.sqrt(den))
+        curv = min(max(curv, -inv_dx), inv_dx)
+        stiff = 1.0
+        if anisotropy != 0.0 and g2 > 0.0:
+            cos4 = (gx**4 - 6.0 * gx * gx * gy * gy + gy**4) / (g2 * g2)
+            stiff = 1.0 - 15.0 * anisotropy * cos4
+        shift = -gt_coeff * stiff * curv
+    return kick, shift
+
+
+@njit(**JIT_INLINE)
+def _stencil(xi, wall_active, cos_theta, dx, lam, j, i, ny, nx):
+    """The nine values around (j, i) with the boundary conditions (:func:`_cell`)."""
+    return (xi[j, i],
+            _cell(xi, wall_active, cos_theta, dx, lam, j, i + 1, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j, i - 1, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j + 1, i, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j - 1, i, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j + 1, i + 1, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j + 1, i - 1, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j - 1, i + 1, ny, nx),
+            _cell(xi, wall_active, cos_theta, dx, lam, j - 1, i - 1, ny, nx))
 
 
 @njit(**JIT_PARALLEL)
@@ -157,59 +227,65 @@ def profile_step(xi, wall_active, cos_theta, dx, lam, mobility, dt, formulation,
     a_well = mobility * dt * inv_lam2
     eps2 = (1e-6 / lam) ** 2
     sq_dt = math.sqrt(dt)
+    extras = noise != 0.0 or gt_coeff != 0.0
     for j in prange(ny):
+        # Row views: above the top row the mirror is the row itself. Row 0 (the wall ghost
+        # below it) and the two periodic edge columns go through _cell; the interior of every
+        # other row has affine indices, so the loop vectorises.
+        rc = xi[j]
+        rn = xi[j + 1] if j + 1 < ny else xi[j]
+        rs = xi[j - 1] if j > 0 else xi[j]
+        out = xi_star[j]
+        go = geom[j]
+        g2o = geom2[j]
+        mk = mask[j]
+        lo = 1 if j > 0 else nx
         for i in range(nx):
-            c = xi[j, i]
-            e = _cell(xi, wall_active, cos_theta, dx, lam, j, i + 1, ny, nx)
-            w = _cell(xi, wall_active, cos_theta, dx, lam, j, i - 1 + nx, ny, nx)
-            n = _cell(xi, wall_active, cos_theta, dx, lam, j + 1, i, ny, nx)
-            s = _cell(xi, wall_active, cos_theta, dx, lam, j - 1, i, ny, nx)
-            ne = _cell(xi, wall_active, cos_theta, dx, lam, j + 1, i + 1, ny, nx)
-            nw = _cell(xi, wall_active, cos_theta, dx, lam, j + 1, i - 1 + nx, ny, nx)
-            se = _cell(xi, wall_active, cos_theta, dx, lam, j - 1, i + 1, ny, nx)
-            sw = _cell(xi, wall_active, cos_theta, dx, lam, j - 1, i - 1 + nx, ny, nx)
-            gx = 0.5 * (e - w) * inv_dx
-            gy = 0.5 * (n - s) * inv_dx
-            gxx = (e - 2.0 * c + w) * inv_dx2
-            gyy = (n - 2.0 * c + s) * inv_dx2
-            gxy = 0.25 * (ne - nw - se + sw) * inv_dx2
-            g2 = gx * gx + gy * gy
-            den = g2 + eps2
-            cc = min(max(c, 0.0), 1.0)
-            f = cc * (1.0 - cc) * (1.0 - 2.0 * cc)
-            fp = 1.0 - 6.0 * cc + 6.0 * cc * cc
-            diag = a_well * fp if fp > 0.0 else 0.0
+            if i == lo:  # the interior of a row with j > 0: jump to the vectorised loop
+                break
+            c, e, w, n, s, ne, nw, se, sw = _stencil(xi, wall_active, cos_theta, dx, lam, j, i,
+                                                     ny, nx)
+            new, ga, gb = _relax(c, e, w, n, s, ne, nw, se, sw, formulation, inv_dx, inv_dx2,
+                                 lam, inv_lam2, mobility, dt, r, a_well, eps2)
+            out[i] = new
+            go[i] = ga if mk[i] else 0.0
+            g2o[i] = gb if mk[i] else 0.0
+        if j > 0:
             if formulation == PROFILE_PRESERVING:
-                dnn = (gx * gx * gxx + 2.0 * gx * gy * gxy + gy * gy * gyy) / den
-                incr = mobility * (dnn - f * inv_lam2)
-                diag += 2.0 * r * g2 / den
+                for i in range(1, nx - 1):
+                    new, ga, gb = _relax(rc[i], rc[i + 1], rc[i - 1], rn[i], rs[i], rn[i + 1],
+                                         rn[i - 1], rs[i + 1], rs[i - 1], PROFILE_PRESERVING,
+                                         inv_dx, inv_dx2, lam, inv_lam2, mobility, dt, r,
+                                         a_well, eps2)
+                    out[i] = new
+                    go[i] = ga if mk[i] else 0.0
+                    g2o[i] = gb if mk[i] else 0.0
             else:
-                incr = mobility * (gxx + gyy - f * inv_lam2)
-                diag += 4.0 * r
-            new = c + dt * incr / (1.0 + diag)
-            grad = math.sqrt(g2)
-            if noise != 0.0 and grad > 0.0:
-                u = counter_rng.uniform(seed, counter_rng.STREAM_NOISE, step, j * nx + i)
-                new += noise * sq_dt * (2.0 * u - 1.0) * lam * grad
-            xi_star[j, i] = new
-            if mask[j, i]:
-                if formulation == PROFILE_PRESERVING:
-                    geom[j, i] = grad
-                    geom2[j, i] = 0.5 * (gx * gx * gxx + 2.0 * gx * gy * gxy + gy * gy * gyy) / den
-                else:
-                    geom[j, i] = 6.0 * cc * cc * (1.0 - cc) * (1.0 - cc) / lam
-                    geom2[j, i] = 0.0
-            else:
-                geom[j, i] = 0.0
-                geom2[j, i] = 0.0
-            if gt_coeff != 0.0:
-                curv = (gxx * gy * gy - 2.0 * gx * gy * gxy + gyy * gx * gx) / (den * math.sqrt(den))
-                curv = min(max(curv, -inv_dx), inv_dx)
-                stiff = 1.0
-                if anisotropy != 0.0 and g2 > 0.0:
-                    cos4 = (gx**4 - 6.0 * gx * gx * gy * gy + gy**4) / (g2 * g2)
-                    stiff = 1.0 - 15.0 * anisotropy * cos4
-                eta_shift[j, i] = -gt_coeff * stiff * curv
+                for i in range(1, nx - 1):
+                    new, ga, gb = _relax(rc[i], rc[i + 1], rc[i - 1], rn[i], rs[i], 0.0, 0.0,
+                                         0.0, 0.0, CHEN2015, inv_dx, inv_dx2, lam, inv_lam2,
+                                         mobility, dt, r, a_well, eps2)
+                    out[i] = new
+                    go[i] = ga if mk[i] else 0.0
+                    g2o[i] = 0.0
+            if nx > 1:
+                i = nx - 1
+                c, e, w, n, s, ne, nw, se, sw = _stencil(xi, wall_active, cos_theta, dx, lam, j,
+                                                         i, ny, nx)
+                new, ga, gb = _relax(c, e, w, n, s, ne, nw, se, sw, formulation, inv_dx, inv_dx2,
+                                     lam, inv_lam2, mobility, dt, r, a_well, eps2)
+                out[i] = new
+                go[i] = ga if mk[i] else 0.0
+                g2o[i] = gb if mk[i] else 0.0
+        if extras:  # noise and Gibbs-Thomson: a second pass, so the main loops stay lean
+            for i in range(nx):
+                c, e, w, n, s, ne, nw, se, sw = _stencil(xi, wall_active, cos_theta, dx, lam, j,
+                                                         i, ny, nx)
+                kick, shift = _extras(c, e, w, n, s, ne, nw, se, sw, inv_dx, inv_dx2, eps2, lam,
+                                      noise, sq_dt, seed, step, j * nx + i, gt_coeff, anisotropy)
+                out[i] += kick
+                if gt_coeff != 0.0:
+                    eta_shift[j, i] = shift
 
 
 @njit(**JIT_INLINE)
