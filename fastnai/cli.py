@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("-o", "--output-dir", default="results/validation",
                      help="folder for the result files and the table (default: %(default)s)")
     val.add_argument("--threads", type=int, help="Numba threads")
+    val.add_argument("--models", metavar="M1,M2",
+                     help="comma-separated subset of band_bending, drift_diffusion, film_stress, "
+                          "deposition (default: all)")
 
     plot = sub.add_parser("plot", help="plot a result file (band diagram for band_bending)")
     plot.add_argument("result", help="netCDF result of `fastnai run`")
@@ -92,7 +95,10 @@ def _cmd_validate(args) -> int:
     from .validation import run_validation
 
     _set_threads(args.threads)
-    table = run_validation(full=args.full, output_dir=Path(args.output_dir))
+    models = None
+    if args.models:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+    table = run_validation(full=args.full, output_dir=Path(args.output_dir), models=models)
     print(table)
     return 0
 

@@ -42,9 +42,10 @@ class SpdSolver:
     Examples
     --------
     >>> from fastnai._kernels import electrolyte as ke
-    >>> indptr, indices = ke.csr_pattern(8, 4, 0)
+    >>> lat = ke.lateral_neighbours(4)
+    >>> indptr, indices = ke.csr_pattern(8, lat, 0)
     >>> s = SpdSolver(indptr, indices)
-    >>> ke.fill(s.data, indptr, indices, np.ones((8, 4)), 1e-4, 1.0, 0.0, 1.0, 0, 1.0, 1.0,
+    >>> ke.fill(s.data, indptr, indices, np.ones((8, 4)), lat, 1e-4, 1.0, 0.0, 1.0, 0, 1.0, 1.0,
     ...         0.0, True)
     >>> x, its = s.solve(np.ones(32), np.zeros(32))
     >>> bool(np.allclose(s.matrix() @ x, 1.0))

@@ -135,13 +135,13 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "one_c_current_density": ((), "A m-2", "current density of 1C"),
     },
     "deposition": {
-        "phase": (("t_snapshot", "y", "x"), "1", "phase field xi (1 Na metal, 0 electrolyte)"),
-        "c_Na": (("t_snapshot", "y", "x"), "mol m-3",
+        "phase": (("t_snapshot", "y", "plane"), "1", "phase field xi (1 Na metal, 0 electrolyte)"),
+        "c_Na": (("t_snapshot", "y", "plane"), "mol m-3",
                  "salt (Na+) concentration in the electrolyte"),
-        "potential": (("t_snapshot", "y", "x"), "V",
+        "potential": (("t_snapshot", "y", "plane"), "V",
                       "electrolyte potential vs a Na reference electrode (Phi), 0 at the top"),
-        "active_sites": (("t_snapshot", "x"), "1",
-                         "1 where the substrate under x is an active site"),
+        "active_sites": (("t_snapshot", "plane"), "1",
+                         "1 where the substrate under (x, depth) is an active site"),
         "current_density": (("t",), "A m-2",
                             "applied current density, anodic positive (plating < 0)"),
         "overpotential": (("t",), "V", "plating electrode vs a Na reference at the top of the box "
@@ -157,6 +157,7 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "deposited_charge": (("t",), "A s m-2", "charge passed in the plating direction"),
         "nuclei_count": (("t",), "1", "active nucleation sites"),
         "active_site_density": (("t",), "m-1", "active sites per length of substrate (2D)"),
+        "active_site_areal_density": (("t",), "m-2", "active sites per substrate area (3D)"),
         "front_height_max": (("t",), "m", "highest top of the metal (xi = 0.5) over x"),
         "front_height_mean": (("t",), "m", "mean top of the metal over x"),
         "roughness": (("t",), "m", "standard deviation of the metal top over x"),
@@ -170,6 +171,7 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "time_step": (("t",), "s", "time step that ended at t"),
         "protocol_step": (("t",), "1", "index of the [[protocol]] step"),
         "site_position": (("site",), "m", "centre of each nucleation site along x"),
+        "site_position_depth": (("site",), "m", "centre of each nucleation site along depth (3D)"),
         "site_activation_time": (("site",), "s", "time the site activated (NaN: never)"),
         "contact_angle": ((), "degree", "contact angle of Na on the substrate"),
         "exchange_current_density": ((), "A m-2", "j0 at the run's temperature"),
@@ -189,6 +191,7 @@ COORDINATES = {
     "y": ("m", "height above the substrate"),
     "t_snapshot": ("s", "time of the stored fields"),
     "site": ("1", "nucleation site index"),
+    "depth": ("m", "position across the substrate normal to x (3D deposition, periodic)"),
     "point": ("1", "Gauss point of the 2D cross-section (element-major, 4 per element)"),
 }
 
@@ -219,6 +222,9 @@ def make_dataset(kind: str, data: Mapping[str, Any], coords: Mapping[str, np.nda
     for name, values in data.items():
         dims, units, long_name = table[name]
         dims = tuple(space if d == "space" else state if d == "state" else d for d in dims)
+        if "plane" in dims:  # the substrate plane: (x,) in 2D, (depth, x) in 3D
+            i = dims.index("plane")
+            dims = dims[:i] + (("depth", "x") if "depth" in coords else ("x",)) + dims[i + 1:]
         ds[name] = xr.Variable(dims, np.asarray(values, dtype=np.float64),
                                {"units": units, "long_name": long_name})
     ds.attrs.update(attrs)

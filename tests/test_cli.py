@@ -177,7 +177,9 @@ def test_version_prints_the_package_version(capsys):
 
 
 def test_validate_prints_the_table_and_writes_csv_and_netcdf(tmp_path, capsys):
-    assert main(["validate", "-o", str(tmp_path)]) == 0
+    # the deposition rows (minutes of 2D phase field) have their own slow test
+    models = "band_bending,drift_diffusion,film_stress"
+    assert main(["validate", "-o", str(tmp_path), "--models", models]) == 0
     out = capsys.readouterr().out
     assert "1.46e+20" in out
     assert "interface electron density" in out
@@ -190,6 +192,11 @@ def test_validate_prints_the_table_and_writes_csv_and_netcdf(tmp_path, capsys):
     for path in results:
         assert path.stem.startswith(read_dataset(path).attrs["model"] + "_")
     assert "apparent-D ratio" in out and "b-value" in out
+
+
+def test_validate_rejects_an_unknown_model(tmp_path, capsys):
+    status = main(["validate", "-o", str(tmp_path), "--models", "band_bending,dendrites"])
+    assert_clean_failure(capsys, status, "dendrites", "unknown model")
 
 
 def test_plot_writes_a_png(result_file, tmp_path, capsys):

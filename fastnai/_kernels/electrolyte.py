@@ -1,25 +1,32 @@
-"""Finite-volume operators of the binary electrolyte around a diffuse metal (2D, CSR).
+"""Finite-volume operators of the binary electrolyte around a diffuse metal (2D and 3D, CSR).
 
-The electrolyte of the deposition model (SPEC 3.4) lives in the cells of the ``(ny, nx)`` grid
-of :mod:`fastnai._kernels.phase_field` (periodic in x), weighted by its volume fraction
-``psi = 1 - xi`` (the smoothed-boundary / diffuse-domain method: Yu, Chen and Thornton,
-Modelling Simul. Mater. Sci. Eng. 20, 075008 (2012), doi:10.1088/0965-0393/20/7/075008), and,
-for the salt, in a 1D column above the top row that stands for the rest of the separator (it is
-laterally uniform, so one node per layer carries the whole width ``Lx``). Unknowns are
-numbered cell by cell, ``k = j nx + i``, then the column nodes ``N + m`` (``m = 0`` next to the
-grid, the counter electrode beyond the last).
+The electrolyte of the deposition model (SPEC 3.4) lives in the cells of the phase-field grid,
+weighted by its volume fraction ``psi = 1 - xi`` (the smoothed-boundary / diffuse-domain
+method: Yu, Chen and Thornton, Modelling Simul. Mater. Sci. Eng. 20, 075008 (2012),
+doi:10.1088/0965-0393/20/7/075008), and, for the salt, in a 1D column above the top row that
+stands for the rest of the separator (it is laterally uniform, so one node per layer carries
+the whole top area).
 
-Every operator here has the form, per unit depth,
+Layout: fields are ``(ny, nl)``: ``ny`` layers up from the substrate, each of ``nl`` lateral
+cells (``nl = nx`` in 2D; ``nl = nz nx``, cell ``l = k nx + i``, in 3D: a C-contiguous
+``(ny, nz, nx)`` array reshaped). The periodic lateral neighbours come from a table
+``lat[l, :]`` (:func:`lateral_neighbours`); a neighbour listed twice (a period of two cells) is
+two faces to the same cell, and the cell itself (a period of one) is no face. Unknowns are
+numbered ``k = j nl + l``, then the column nodes ``N + m`` (``m = 0`` next to the grid, the
+counter electrode beyond the last).
+
+Every operator has the form, per ``dx^(d-2)`` (per unit depth in 2D, per ``dx`` of depth in
+3D: the 3D system divided by ``dx``, which leaves the 2D coefficients unchanged),
 
     (A u)_k = M_k u_k + sum_faces K_f (u_k - u_nb)
 
 with face conductances ``K = coef psi_face`` (``psi_face`` the mean of the two cells' ``psi``,
-floored at ``psi_min``; face length and distance are both ``dx``), the cell "mass" ``M_k =
-mass psi_k dx^2`` and, across the top face, either the series conductance to column node 0,
-``dx / (dx/(2 coef psi_k) + h/(2 coef_col))``, or (no column) a Dirichlet value at the face,
-``K = 2 coef psi_k``. Column faces have ``K = coef_col Lx / h`` and node masses
-``mass_col h Lx``. The matrix is symmetric positive definite (positive definite with a mass
-term or a Dirichlet face), so CG with an algebraic-multigrid preconditioner solves it.
+floored at ``psi_min``), the cell "mass" ``M_k = mass psi_k dx^2`` and, across the top face,
+either the series conductance to column node 0, ``dx / (dx/(2 coef psi_k) + h/(2 coef_col))``,
+or (no column) a Dirichlet value at the face, ``K = 2 coef psi_k``. The column carries the top
+area ``nl dx`` (per ``dx^(d-2)``): faces ``K = coef_col nl dx / h``, node masses ``mass_col h nl
+dx``. The matrix is symmetric positive definite (positive definite with a mass term or a
+Dirichlet face), so CG with an algebraic-multigrid preconditioner solves it.
 
 The CSR pattern is computed once (:func:`csr_pattern`); :func:`fill` writes values in place,
 so a time step assembles without allocation.
@@ -33,54 +40,71 @@ from numba import njit, prange
 from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
 
 
+def lateral_neighbours(nx: int, nz: int = 1) -> np.ndarray:
+    """``(nz nx, 2 or 4)`` int64 table of the periodic lateral neighbours (x, then z).
+
+    Examples
+    --------
+    >>> lateral_neighbours(3).tolist()
+    [[1, 2], [2, 0], [0, 1]]
+    >>> lateral_neighbours(2, 2)[0].tolist()
+    [1, 1, 2, 2]
+    """
+    k, i = np.divmod(np.arange(nz * nx), nx)
+    cols = [k * nx + (i + 1) % nx, k * nx + (i - 1) % nx]
+    if nz > 1:
+        cols += [((k + 1) % nz) * nx + i, ((k - 1) % nz) * nx + i]
+    return np.stack(cols, axis=1).astype(np.int64)
+
+
 @njit(**JIT)
-def _row_neighbours(j, i, ny, nx, ncol, out):
-    """Distinct neighbour unknowns of cell (j, i), unsorted; returns their count."""
+def _row_neighbours(j, l, ny, nl, lat, ncol, out):
+    """Distinct neighbour unknowns of cell (j, l), unsorted; returns their count."""
     n = 0
-    k = j * nx + i
-    if nx > 1:
-        for ii in ((i + 1) % nx, (i - 1 + nx) % nx):
-            kk = j * nx + ii
-            dup = False
-            for q in range(n):
-                if out[q] == kk:
-                    dup = True
-            if not dup and kk != k:
-                out[n] = kk
-                n += 1
+    k = j * nl + l
+    for q in range(lat.shape[1]):
+        kk = j * nl + lat[l, q]
+        dup = kk == k
+        for p in range(n):
+            if out[p] == kk:
+                dup = True
+        if not dup:
+            out[n] = kk
+            n += 1
     if j > 0:
-        out[n] = k - nx
+        out[n] = k - nl
         n += 1
     if j < ny - 1:
-        out[n] = k + nx
+        out[n] = k + nl
         n += 1
     elif ncol > 0:
-        out[n] = ny * nx
+        out[n] = ny * nl
         n += 1
     return n
 
 
 @njit(**JIT)
-def csr_pattern(ny, nx, ncol):
-    """``(indptr, indices)`` of the operator: 5-point cells (periodic x), top row - column."""
-    n_cells = ny * nx
+def csr_pattern(ny, lat, ncol):
+    """``(indptr, indices)``: cells with their lateral and vertical faces, top row - column."""
+    nl = lat.shape[0]
+    n_cells = ny * nl
     n = n_cells + ncol
     indptr = np.zeros(n + 1, dtype=np.int64)
-    buf = np.empty(8, dtype=np.int64)
+    buf = np.empty(lat.shape[1] + 3, dtype=np.int64)
     for j in range(ny):
-        for i in range(nx):
-            indptr[j * nx + i + 1] = _row_neighbours(j, i, ny, nx, ncol, buf) + 1
+        for l in range(nl):
+            indptr[j * nl + l + 1] = _row_neighbours(j, l, ny, nl, lat, ncol, buf) + 1
     for m in range(ncol):
         cnt = 1 + (1 if m + 1 < ncol else 0)
-        cnt += nx if m == 0 else 1
+        cnt += nl if m == 0 else 1
         indptr[n_cells + m + 1] = cnt
     for r in range(n):
         indptr[r + 1] += indptr[r]
     indices = np.empty(indptr[n], dtype=np.int64)
     for j in range(ny):
-        for i in range(nx):
-            k = j * nx + i
-            cnt = _row_neighbours(j, i, ny, nx, ncol, buf)
+        for l in range(nl):
+            k = j * nl + l
+            cnt = _row_neighbours(j, l, ny, nl, lat, ncol, buf)
             buf[cnt] = k
             row = np.sort(buf[:cnt + 1])
             indices[indptr[k]:indptr[k + 1]] = row
@@ -88,8 +112,8 @@ def csr_pattern(ny, nx, ncol):
         r = n_cells + m
         p = indptr[r]
         if m == 0:
-            for i in range(nx):
-                indices[p] = (ny - 1) * nx + i
+            for l in range(nl):
+                indices[p] = (ny - 1) * nl + l
                 p += 1
         else:
             indices[p] = r - 1
@@ -110,47 +134,44 @@ def _add(data, indptr, indices, row, col, value):
 
 
 @njit(**JIT_INLINE)
-def _face(psi, j0, i0, j1, i1, psi_min):
-    v = 0.5 * (psi[j0, i0] + psi[j1, i1])
+def _face(psi, j0, l0, j1, l1, psi_min):
+    v = 0.5 * (psi[j0, l0] + psi[j1, l1])
     return v if v > psi_min else psi_min
 
 
 @njit(**JIT_PARALLEL)
-def fill(data, indptr, indices, psi, psi_min, coef, mass, dx, ncol, coef_col, h_col, mass_col,
-         top_dirichlet):
+def fill(data, indptr, indices, psi, lat, psi_min, coef, mass, dx, ncol, coef_col, h_col,
+         mass_col, top_dirichlet):
     """Write the operator's values into ``data`` (see the module docstring).
 
-    ``top_dirichlet``: without a column, whether the top face holds a Dirichlet value (else it
-    is closed). Returns nothing; the right-hand side of a Dirichlet face is
-    ``top_face_conductance * value`` (:func:`top_face_conductance`).
+    ``psi`` is ``(ny, nl)`` and ``lat`` its lateral neighbour table. ``top_dirichlet``:
+    without a column, whether the top face holds a Dirichlet value (else it is closed); its
+    right-hand side is ``2 coef psi_top value`` per cell.
     """
-    ny, nx = psi.shape
-    n_cells = ny * nx
+    ny, nl = psi.shape
+    n_cells = ny * nl
     for j in prange(ny):
-        for i in range(nx):
-            k = j * nx + i
+        for l in range(nl):
+            k = j * nl + l
             for p in range(indptr[k], indptr[k + 1]):
                 data[p] = 0.0
-            pk = psi[j, i] if psi[j, i] > psi_min else psi_min
+            pk = psi[j, l] if psi[j, l] > psi_min else psi_min
             diag = mass * pk * dx * dx
-            if nx > 1:
-                for side in range(2):
-                    if nx == 2 and side == 1:
-                        break  # both x faces lead to the one other cell: counted once, doubled
-                    ii = (i + 1) % nx if side == 0 else (i - 1 + nx) % nx
-                    kf = coef * _face(psi, j, i, j, ii, psi_min)
-                    if nx == 2:
-                        kf *= 2.0
-                    diag += kf
-                    _add(data, indptr, indices, k, j * nx + ii, -kf)
+            for q in range(lat.shape[1]):
+                ll = lat[l, q]
+                if ll == l:
+                    continue
+                kf = coef * _face(psi, j, l, j, ll, psi_min)
+                diag += kf
+                _add(data, indptr, indices, k, j * nl + ll, -kf)
             if j > 0:
-                kf = coef * _face(psi, j, i, j - 1, i, psi_min)
+                kf = coef * _face(psi, j, l, j - 1, l, psi_min)
                 diag += kf
-                _add(data, indptr, indices, k, k - nx, -kf)
+                _add(data, indptr, indices, k, k - nl, -kf)
             if j < ny - 1:
-                kf = coef * _face(psi, j, i, j + 1, i, psi_min)
+                kf = coef * _face(psi, j, l, j + 1, l, psi_min)
                 diag += kf
-                _add(data, indptr, indices, k, k + nx, -kf)
+                _add(data, indptr, indices, k, k + nl, -kf)
             elif ncol > 0:
                 kf = dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
                 diag += kf
@@ -159,19 +180,19 @@ def fill(data, indptr, indices, psi, psi_min, coef, mass, dx, ncol, coef_col, h_
                 diag += 2.0 * coef * pk
             _add(data, indptr, indices, k, k, diag)
     if ncol > 0:
-        width = nx * dx
-        k_col = coef_col * width / h_col
+        area = nl * dx
+        k_col = coef_col * area / h_col
         for m in range(ncol):
             r = n_cells + m
             for p in range(indptr[r], indptr[r + 1]):
                 data[p] = 0.0
-            diag = mass_col * h_col * width
+            diag = mass_col * h_col * area
             if m == 0:
-                for i in range(nx):
-                    pk = psi[ny - 1, i] if psi[ny - 1, i] > psi_min else psi_min
+                for l in range(nl):
+                    pk = psi[ny - 1, l] if psi[ny - 1, l] > psi_min else psi_min
                     kf = dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
                     diag += kf
-                    _add(data, indptr, indices, r, (ny - 1) * nx + i, -kf)
+                    _add(data, indptr, indices, r, (ny - 1) * nl + l, -kf)
             else:
                 diag += k_col
                 _add(data, indptr, indices, r, r - 1, -k_col)
@@ -182,24 +203,19 @@ def fill(data, indptr, indices, psi, psi_min, coef, mass, dx, ncol, coef_col, h_
 
 
 @njit(**JIT_PARALLEL)
-def face_divergence(psi, psi_min, coef, u, out):
+def face_divergence(psi, lat, psi_min, coef, u, out):
     """``out_k = sum_faces K_f (u_nb - u_k)`` over the grid's interior faces (closed top)."""
-    ny, nx = psi.shape
+    ny, nl = psi.shape
     for j in prange(ny):
-        for i in range(nx):
+        for l in range(nl):
             s = 0.0
-            uk = u[j, i]
-            if nx > 1:
-                for side in range(2):
-                    if nx == 2 and side == 1:
-                        break
-                    ii = (i + 1) % nx if side == 0 else (i - 1 + nx) % nx
-                    kf = coef * _face(psi, j, i, j, ii, psi_min)
-                    if nx == 2:
-                        kf *= 2.0
-                    s += kf * (u[j, ii] - uk)
+            uk = u[j, l]
+            for q in range(lat.shape[1]):
+                ll = lat[l, q]
+                if ll != l:
+                    s += coef * _face(psi, j, l, j, ll, psi_min) * (u[j, ll] - uk)
             if j > 0:
-                s += coef * _face(psi, j, i, j - 1, i, psi_min) * (u[j - 1, i] - uk)
+                s += coef * _face(psi, j, l, j - 1, l, psi_min) * (u[j - 1, l] - uk)
             if j < ny - 1:
-                s += coef * _face(psi, j, i, j + 1, i, psi_min) * (u[j + 1, i] - uk)
-            out[j, i] = s
+                s += coef * _face(psi, j, l, j + 1, l, psi_min) * (u[j + 1, l] - uk)
+            out[j, l] = s

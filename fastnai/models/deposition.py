@@ -7,7 +7,13 @@ mol-1).
 
 Domain and fields
 -----------------
-A 2D box of ``nx x ny`` square cells of side ``dx`` above the substrate (y = 0), periodic in x.
+A 2D box of ``nx x ny`` square cells of side ``dx`` above the substrate (y = 0), periodic in x,
+or (``mesh.nz > 1``) a 3D box of ``nx x nz x ny`` cubes, periodic in x and z: the same model,
+with the 3D twin of the profile kernel (:mod:`fastnai._kernels.phase_field_3d`). Internally
+every field is ``(ny, nl)``, ``nl = nz nx`` lateral cells per layer; the pointwise kernels, the
+electrolyte operators (a lateral neighbour table) and the column-wise morphology are the same
+code in 2D and 3D. Balances are per ``dx^(d-2)``: ``width = nl dx`` is the top measure (``Lx``
+in 2D, ``Lx Lz / dx`` in 3D), so ``sum(xi) dx^2 c_s / width`` is the Na per substrate area in both.
 ``xi`` is the phase field (1 Na metal, 0 electrolyte), ``c`` the salt concentration (the Na+
 concentration of the binary salt), ``Phi`` the electrolyte potential measured by a Na
 reference electrode (``Phi = phi_l + (RT/F) ln(c / c_ref)``; ``potential`` in the result is
@@ -172,6 +178,8 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       exclusive_minimum=True, doc="chen2015: L_sigma (D_xi = L_sigma kappa)",
       source=f"{_CHEN} (Li-tuned)"),
     K("mesh.nx", schema.INTEGER, 256, None, 1, 1_000_000, doc="cells across (periodic x)"),
+    K("mesh.nz", schema.INTEGER, 1, None, 1, 1_000_000,
+      doc="cells along the second lateral direction (periodic z); 1 is a 2D box"),
     K("mesh.ny", schema.INTEGER, 128, None, 4, 1_000_000, doc="cells up from the substrate"),
     K("mesh.dx", Q, 0.2e-6, "m", 1e-10, 1e-2, exclusive_minimum=True, doc="cell size"),
     K("initial.deposit_thickness", Q, 0.0, "m", 0.0, 1.0,
@@ -241,6 +249,9 @@ def validate(case) -> None:
             raise CaseError("substrate.site_spacing must be at least substrate.site_width")
         if case["substrate.site_spacing"] > case["mesh.nx"] * dx:
             raise CaseError("substrate.site_spacing is wider than the box: no site would fit")
+        if case["mesh.nz"] > 1 and case["substrate.site_spacing"] > case["mesh.nz"] * dx:
+            raise CaseError("substrate.site_spacing is deeper than the box (mesh.nz * mesh.dx): "
+                            "no site would fit")
         model = case["substrate.contact_angle_model"]
         if model == "given" and case["substrate.contact_angle"] is None:
             raise CaseError("substrate.contact_angle_model = 'given' needs substrate.contact_angle")
@@ -373,9 +384,12 @@ class Setup:
 
     nx: int
     ny: int
+    nz: int
     dx: float
     lam: float
     width: float
+    area: float
+    lat: np.ndarray
     temperature: float
     f_rt: float
     j0: float
@@ -397,6 +411,7 @@ class Setup:
     site_ptr: np.ndarray
     site_cells: np.ndarray
     site_position: np.ndarray
+    site_position_depth: np.ndarray
     capacitance: float
     diffusivity: float
     conductivity: float
@@ -440,28 +455,49 @@ def _segments(case) -> list[dict]:
     return out
 
 
-def _sites(case, nx: int, dx: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Site patches: ``(site_ptr, site_cells, site_position)`` (columns of row 0, periodic)."""
-    width = case["substrate.site_width"]
+def _sites(case, nx: int, nz: int, dx: float):
+    """Site patches on the substrate layer, periodic: ``(site_ptr, site_cells, x, z)``.
+
+    2D: ``round(Lx / spacing)`` patches of ``w`` cells along x. 3D: ``w x w`` patches,
+    ``round(Lx / spacing) x round(Lz / spacing)`` of them on a jittered grid (``regular``) or
+    as many placed uniformly (``random``). ``site_cells`` are layer indices ``k nx + i``;
+    positions are keyed on (seed, step 0 for x, step 1 for z, site).
+    """
     spacing = case["substrate.site_spacing"]
-    lx = nx * dx
-    n_sites = max(1, int(round(lx / spacing)))
-    w_cells = max(2, int(round(width / dx)))
+    w_cells = max(2, int(round(case["substrate.site_width"] / dx)))
+    lx, lz = nx * dx, nz * dx
+    mx = max(1, int(round(lx / spacing)))
+    mz = max(1, int(round(lz / spacing))) if nz > 1 else 1
+    m = mx * mz
     seed = case["nucleation.seed"]
-    u = counter_rng.uniform_array(seed, counter_rng.STREAM_SITE_POSITIONS, 0, n_sites)
+    ux = counter_rng.uniform_array(seed, counter_rng.STREAM_SITE_POSITIONS, 0, m)
+    uz = counter_rng.uniform_array(seed, counter_rng.STREAM_SITE_POSITIONS, 1, m)
+    grid = np.arange(m)
     if case["substrate.site_layout"] == "random":
-        centres = np.sort(u * lx)
+        cx, cz = ux * lx, uz * lz
+        if nz == 1:
+            cx = np.sort(cx)
     else:
-        centres = (np.arange(n_sites) + 0.5) * (lx / n_sites) + 0.25 * spacing * (2.0 * u - 1.0)
-    starts = np.floor(centres / dx - 0.5 * w_cells).astype(np.int64)
-    ptr = np.arange(n_sites + 1, dtype=np.int64) * w_cells
-    cells = ((starts[:, None] + np.arange(w_cells)[None, :]) % nx).ravel().astype(np.int64)
-    return ptr, cells, np.mod(centres, lx)
+        cx = (grid % mx + 0.5) * (lx / mx) + 0.25 * spacing * (2.0 * ux - 1.0)
+        cz = (grid // mx + 0.5) * (lz / mz) + 0.25 * spacing * (2.0 * uz - 1.0)
+    offsets = np.arange(w_cells)
+    sx = np.floor(cx / dx - 0.5 * w_cells).astype(np.int64)
+    if nz == 1:
+        cells = (sx[:, None] + offsets[None, :]) % nx
+        cz = np.zeros(0)
+    else:
+        sz = np.floor(cz / dx - 0.5 * w_cells).astype(np.int64)
+        ix = (sx[:, None, None] + offsets[None, None, :]) % nx
+        iz = (sz[:, None, None] + offsets[None, :, None]) % nz
+        cells = (iz * nx + ix).reshape(m, -1)
+        cz = np.mod(cz, lz)
+    ptr = np.arange(m + 1, dtype=np.int64) * cells.shape[1]
+    return ptr, cells.ravel().astype(np.int64), np.mod(cx, lx), cz
 
 
 def build(case) -> Setup:
     """Derived constants, sites and numerical parameters of a case."""
-    nx, ny, dx = case["mesh.nx"], case["mesh.ny"], case["mesh.dx"]
+    nx, ny, nz, dx = case["mesh.nx"], case["mesh.ny"], case["mesh.nz"], case["mesh.dx"]
     lam = case["phase_field.interface_cells"] * dx
     temp = case["electrode.temperature"]
     vm = case["phase_field.molar_volume"]
@@ -493,14 +529,17 @@ def build(case) -> Setup:
                 eta_onset=case["substrate.nucleation_overpotential"], surface_energy=gamma,
                 molar_volume=vm, temperature=case["substrate.reference_temperature"],
                 prefactor=prefactor, capacitance=cap if cap > 0.0 else 0.1)
-        ptr, cells, pos = _sites(case, nx, dx)
+        ptr, cells, pos, pos_z = _sites(case, nx, nz, dx)
     else:
         theta = math.pi / 2.0
         prefactor = 0.0
-        ptr, cells, pos = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        ptr, cells, pos, pos_z = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0), \
+            np.zeros(0)
     t_plus = case["electrolyte.transference_number"]
     return Setup(
-        nx=nx, ny=ny, dx=dx, lam=lam, width=nx * dx, temperature=temp, f_rt=F / (R * temp),
+        nx=nx, ny=ny, nz=nz, dx=dx, lam=lam, width=nz * nx * dx,
+        area=nx * dx * (nz * dx if nz > 1 else 1.0), lat=kel.lateral_neighbours(nx, nz),
+        temperature=temp, f_rt=F / (R * temp),
         j0=j0, alpha_a=alpha, c_ref=case["electrolyte.concentration"], c_s=1.0 / vm,
         speed=vm / F, mobility=mobility, formulation=formulation,
         gt_coeff=gamma * vm / F if case["phase_field.gibbs_thomson"] else 0.0,
@@ -508,6 +547,7 @@ def build(case) -> Setup:
         seed=case["nucleation.seed"], cos_theta=math.cos(theta), contact_angle=theta,
         f_theta=wetting_factor(theta), barrier_coeff=homogeneous_barrier_coefficient(gamma, vm),
         prefactor=prefactor, site_ptr=ptr, site_cells=cells, site_position=pos,
+        site_position_depth=pos_z,
         capacitance=cap, diffusivity=case["electrolyte.diffusivity"],
         conductivity=case["electrolyte.conductivity"], t_plus=t_plus,
         beta=2.0 * (1.0 - t_plus) / (F / (R * temp)),
@@ -528,22 +568,50 @@ _SERIES = ("t", "current_density", "overpotential", "voltage", "counter_overpote
            "time_step", "newton_iterations", "protocol_step")
 
 
+def _periodic_labels(metal: np.ndarray) -> np.ndarray:
+    """Face-connected components of ``metal``, merged across the periodic lateral seams
+    (every axis but the first, the height)."""
+    labels, n = ndimage.label(metal)
+    if not n:
+        return labels
+    parent = np.arange(n + 1)
+
+    def root(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for axis in range(1, metal.ndim):
+        if metal.shape[axis] < 2:
+            continue
+        first = np.take(labels, 0, axis=axis).ravel()
+        last = np.take(labels, -1, axis=axis).ravel()
+        both = (first > 0) & (last > 0)
+        for a, b in zip(first[both], last[both], strict=True):
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([root(a) for a in range(n + 1)])
+    return roots[labels]
+
+
 class Cell:
     """The state of a deposition run and its time step (2D)."""
 
     def __init__(self, case, setup: Setup):
         self.case = case
         self.s = s = setup
-        ny, nx = s.ny, s.nx
-        self.xi = np.zeros((ny, nx))
+        ny, nl = s.ny, s.nz * s.nx
+        self.xi = np.zeros((ny, nl))
         h0 = case["initial.deposit_thickness"]
         if h0 > 0.0:
             y = (np.arange(ny) + 0.5) * s.dx
             self.xi[:] = (0.5 * (1.0 - np.tanh((y - h0) / (2.0 * s.lam))))[:, None]
-        self.conc = np.full((ny, nx), s.c_ref)
+        self.conc = np.full((ny, nl), s.c_ref)
         self.ncol = s.sep_nodes if s.sep_length > 0.0 else 0
         self.col = np.full(self.ncol, s.c_ref)
-        self.phi = np.zeros((ny, nx))
+        self.phi = np.zeros((ny, nl))
         self.voltage = 0.0
         self.t = 0.0
         self.step_index = 0
@@ -551,7 +619,7 @@ class Cell:
         self.site_active = np.zeros(n_sites, dtype=np.uint8)
         self.site_step = np.full(n_sites, -1, dtype=np.int64)
         self.site_time = np.full(n_sites, math.nan)
-        self.wall_active = np.zeros(nx, dtype=np.uint8)
+        self.wall_active = np.zeros(nl, dtype=np.uint8)
         if case["nucleation.mode"] == "none":
             self.wall_active[:] = 1
         self.substrate_stripped = 0.0  # mol m-2 taken from the substrate's own Na
@@ -567,16 +635,16 @@ class Cell:
         self.eta_shift = np.zeros_like(self.xi)
         self.xi_new = np.empty_like(self.xi)
         self.source = np.zeros_like(self.xi)
-        self.mask = np.zeros((ny, nx), dtype=np.uint8)
+        self.mask = np.zeros((ny, nl), dtype=np.uint8)
         self.partial = np.zeros((kpf.N_CHUNKS, 2))
         self.lnc = np.empty_like(self.xi)
         self.div = np.empty_like(self.xi)
         if h0 > 0.0:
             self.settle_profile()
         self.xi0_inventory = self.inventory()
-        ip, ix = kel.csr_pattern(ny, nx, self.ncol)
+        ip, ix = kel.csr_pattern(ny, s.lat, self.ncol)
         self.salt = SpdSolver(ip, ix, rtol=1e-8, name="salt")
-        ip, ix = kel.csr_pattern(ny, nx, 0)
+        ip, ix = kel.csr_pattern(ny, s.lat, 0)
         self.potential = SpdSolver(ip, ix, rtol=1e-8, name="potential")
         self.update_mask()
 
@@ -591,10 +659,27 @@ class Cell:
         dt = 0.5 * s.dx * s.dx / s.mobility  # r = 1/2
         self.mask[:] = 0
         for _ in range(n_steps):
-            kpf.profile_step(self.xi, self.wall_active, s.cos_theta, s.dx, s.lam, s.mobility, dt,
-                             s.formulation, self.mask, 0.0, 0.0, 0.0, s.seed, 0, self.xi_star,
-                             self.geom, self.geom2, self.eta_shift)
+            self._profile_kernel(dt, 0.0, 0.0, 0.0, 0)
             self.xi, self.xi_star = self.xi_star, self.xi
+
+    def _profile_kernel(self, dt: float, gt_coeff: float, anisotropy: float, noise: float,
+                        step: int) -> None:
+        """``profile_step`` of :mod:`~fastnai._kernels.phase_field` (2D) or its 3D twin on
+        ``(ny, nz, nx)`` views of the fields."""
+        s = self.s
+        if s.nz == 1:
+            kpf.profile_step(self.xi, self.wall_active, s.cos_theta, s.dx, s.lam, s.mobility, dt,
+                             s.formulation, self.mask, gt_coeff, anisotropy, noise, s.seed, step,
+                             self.xi_star, self.geom, self.geom2, self.eta_shift)
+            return
+        from .._kernels import phase_field_3d as kpf3  # compiled only when a 3D case runs
+
+        shape = (s.ny, s.nz, s.nx)
+        kpf3.profile_step_3d(self.xi.reshape(shape), self.wall_active.reshape(shape[1:]),
+                             s.cos_theta, s.dx, s.lam, s.mobility, dt, s.formulation,
+                             self.mask.reshape(shape), gt_coeff, anisotropy, noise, s.seed, step,
+                             self.xi_star.reshape(shape), self.geom.reshape(shape),
+                             self.geom2.reshape(shape), self.eta_shift.reshape(shape))
 
     # -- bookkeeping --------------------------------------------------------------------------
     def inventory(self) -> float:
@@ -612,42 +697,28 @@ class Cell:
     def update_mask(self) -> None:
         """Relabel the metal: live (connected to an active site) vs dead; the reacting cells."""
         s = self.s
-        metal = self.xi > 0.5
-        labels, n = ndimage.label(metal)  # 4-connectivity
-        if n and s.nx > 1:  # periodic in x: merge components across the seam
-            parent = np.arange(n + 1)
-
-            def root(a):
-                while parent[a] != a:
-                    parent[a] = parent[parent[a]]
-                    a = parent[a]
-                return a
-
-            left, right = labels[:, 0], labels[:, -1]
-            for a, b in zip(left[(left > 0) & (right > 0)], right[(left > 0) & (right > 0)],
-                            strict=True):
-                ra, rb = root(a), root(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
-            roots = np.array([root(a) for a in range(n + 1)])
-            labels = roots[labels]
+        shape = (s.ny, s.nz, s.nx) if s.nz > 1 else (s.ny, s.nx)
+        metal = (self.xi > 0.5).reshape(shape)
+        labels = _periodic_labels(metal)  # face connectivity: 4 in 2D, 6 in 3D
         active_cols = self.wall_active.astype(bool)
-        live_labels = np.unique(labels[0, active_cols])
+        flat = labels.reshape(s.ny, -1)
+        live_labels = np.unique(flat[0, active_cols])
         live_labels = live_labels[live_labels > 0]
         live = np.isin(labels, live_labels)
-        live[0, active_cols] = True
+        live.reshape(s.ny, -1)[0, active_cols] = True
         dead = metal & ~live
         total = self.inventory() - self.xi0_inventory
-        dead_na = float(self.xi[dead].sum()) * s.dx**2 * s.c_s / s.width
+        dead_na = float(self.xi.reshape(shape)[dead].sum()) * s.dx**2 * s.c_s / s.width
         self.dead_fraction = dead_na / total if total > 0.0 else 0.0
+        modes = ("constant",) + ("wrap",) * (len(shape) - 1)
         grown = ndimage.maximum_filter(live.view(np.uint8), size=2 * s.dilation + 1,
-                                       mode=("constant", "wrap"), cval=0).view(bool)
+                                       mode=modes, cval=0).view(bool)
         if dead.any():  # the interface of a dead island does not react, even near live metal
             near_dead = ndimage.maximum_filter(dead.view(np.uint8), size=2 * s.dead_reach + 1,
-                                               mode=("constant", "wrap"), cval=0).view(bool)
+                                               mode=modes, cval=0).view(bool)
             grown &= ~near_dead
             grown |= live
-        self.mask[:] = grown
+        self.mask[:] = grown.reshape(s.ny, -1)
 
     def front_concentration(self) -> float:
         """Lowest salt concentration in the first electrolyte cell (xi < 0.5) above the metal
@@ -656,7 +727,7 @@ class Cell:
         any_metal = above.any(axis=0)
         top = np.where(any_metal, self.s.ny - 1 - np.argmax(above[::-1], axis=0), -1) + 1
         top = np.minimum(top, self.s.ny - 1)
-        return float(np.min(self.conc[top, np.arange(self.s.nx)]))
+        return float(np.min(self.conc[top, np.arange(self.conc.shape[1])]))
 
     def morphology(self) -> tuple[float, float, float]:
         """Front height per column (top of xi > 0.5, interpolated): max, mean, std [m]."""
@@ -665,7 +736,7 @@ class Cell:
         above = xi > 0.5
         any_metal = above.any(axis=0)
         top = np.where(any_metal, s.ny - 1 - np.argmax(above[::-1], axis=0), -1)
-        h = np.zeros(s.nx)
+        h = np.zeros(xi.shape[1])
         cols = np.flatnonzero(any_metal)
         j = top[cols]
         x0 = xi[j, cols]
@@ -727,6 +798,8 @@ class Cell:
                 hi = min(hi, v)
             else:
                 lo = max(lo, v)
+            if hi - lo <= 1e-13 * max(1.0, abs(v)):  # bracketed to round-off: V is found
+                return v, it
             v_new = v - res / dres if dres > 0.0 else math.nan
             if not math.isfinite(v_new) or not lo < v_new < hi:
                 if math.isfinite(lo) and math.isfinite(hi):
@@ -745,11 +818,8 @@ class Cell:
         """Profile terms of the step: ``xi_star``, the growth geometry and ``profile_change``
         (``sum(xi_star - xi)``, the phase field the profile terms alone add)."""
         s = self.s
-        kpf.profile_step(self.xi, self.wall_active, s.cos_theta, s.dx, s.lam, s.mobility, dt,
-                         s.formulation, self.mask, s.gt_coeff, s.anisotropy, s.noise, s.seed,
-                         self.step_index, self.xi_star, self.geom, self.geom2, self.eta_shift)
-        self.profile_change = (kpf.field_sum(self.xi_star, self.partial)
-                               - kpf.field_sum(self.xi, self.partial))
+        self._profile_kernel(dt, s.gt_coeff, s.anisotropy, s.noise, self.step_index)
+        self.profile_change = kpf.difference_sum(self.xi_star, self.xi, self.partial)
 
     def speed_at(self, voltage: float) -> float:
         s = self.s
@@ -778,7 +848,7 @@ class Cell:
         if jw != 0.0:  # substrate dissolution: a negative source in the first row
             self.source[0, cols] -= j_cols / (F * s.dx)
             self.substrate_stripped += jw * dt / F
-        d_inv = kpf.field_sum(self.xi_new, self.partial) - kpf.field_sum(self.xi, self.partial)
+        d_inv = kpf.difference_sum(self.xi_new, self.xi, self.partial)
         j_far = -F * s.c_s * s.dx**2 * d_inv / (dt * s.width) + jw
         current = j_far + s.capacitance * (voltage - self.voltage) / dt
         self.xi, self.xi_new = self.xi_new, self.xi
@@ -789,13 +859,13 @@ class Cell:
 
     def _electrolyte(self, dt: float) -> None:
         s = self.s
-        ny, nx = s.ny, s.nx
+        ny, nx = self.xi.shape  # nx: the lateral cells of a layer (nz nx in 3D)
         psi = 1.0 - self.xi
         dx2 = s.dx * s.dx
         d_sep = s.diffusivity * s.sep_porosity**1.5
         h_col = s.sep_length / max(self.ncol, 1)
-        kel.fill(self.salt.data, self.salt.indptr, self.salt.indices, psi, PSI_MIN, s.diffusivity,
-                 1.0 / dt, s.dx, self.ncol, d_sep, h_col, s.sep_porosity / dt, self.ncol == 0)
+        kel.fill(self.salt.data, self.salt.indptr, self.salt.indices, psi, s.lat, PSI_MIN,
+                 s.diffusivity, 1.0 / dt, s.dx, self.ncol, d_sep, h_col, s.sep_porosity / dt, self.ncol == 0)
         rate = self.source.ravel()
         b = np.empty(ny * nx + self.ncol)
         b[:ny * nx] = np.maximum(psi, PSI_MIN).ravel() * dx2 / dt * self.conc.ravel() \
@@ -809,10 +879,10 @@ class Cell:
         x, _ = self.salt.solve(b, x0)
         self.conc[:] = x[:ny * nx].reshape(ny, nx)
         self.col[:] = x[ny * nx:]
-        kel.fill(self.potential.data, self.potential.indptr, self.potential.indices, psi, PSI_MIN,
-                 s.conductivity, 0.0, s.dx, 0, 1.0, 1.0, 0.0, True)
+        kel.fill(self.potential.data, self.potential.indptr, self.potential.indices, psi, s.lat,
+                 PSI_MIN, s.conductivity, 0.0, s.dx, 0, 1.0, 1.0, 0.0, True)
         np.log(np.maximum(self.conc / s.c_ref, C_FLOOR), out=self.lnc)
-        kel.face_divergence(psi, PSI_MIN, s.conductivity, self.lnc, self.div)
+        kel.face_divergence(psi, s.lat, PSI_MIN, s.conductivity, self.lnc, self.div)
         b = (-F * self.source * dx2 - s.beta * self.div).ravel()
         x, _ = self.potential.solve(b, self.phi.ravel().copy())
         self.phi[:] = x.reshape(ny, nx)
@@ -900,7 +970,7 @@ class _Recorder:
         hmax, hmean, rough = c.morphology()
         n_active = int(c.site_active.sum())
         values = (c.t, current, c.voltage, u, eta_ce, drop, c.inventory(), c.deposited_charge,
-                  n_active, n_active / c.s.width, hmax, hmean, rough, c.dead_fraction,
+                  n_active, n_active / c.s.area, hmax, hmean, rough, c.dead_fraction,
                   c.substrate_stripped, c.profile_na, c.front_concentration(), dt, its, step)
         for name, v in zip(_SERIES, values, strict=True):
             self.series[name].append(float(v))
@@ -1084,7 +1154,9 @@ def to_dataset(case, result: Result) -> xr.Dataset:
     y = (np.arange(s.ny) + 0.5) * s.dx
     ser = result.series
     data = {name: ser[name] for name in _SERIES_OUT}
-    data.update(result.snapshots)
+    plane = (s.nz, s.nx) if s.nz > 1 else (s.nx,)
+    for name, snaps in result.snapshots.items():
+        data[name] = snaps.reshape(snaps.shape[:-1] + plane) if snaps.size else snaps
     data["protocol_step"] = ser["protocol_step"]
     data["site_position"] = s.site_position
     data["site_activation_time"] = result.site_time
@@ -1092,6 +1164,10 @@ def to_dataset(case, result: Result) -> xr.Dataset:
     data["exchange_current_density"] = s.j0
     coords = {"t": ser["t"], "t_snapshot": result.snapshot_t, "x": x, "y": y,
               "site": np.arange(s.site_position.size)}
+    if s.nz > 1:
+        coords["depth"] = (np.arange(s.nz) + 0.5) * s.dx
+        data["site_position_depth"] = s.site_position_depth
+        data["active_site_areal_density"] = data.pop("active_site_density")
     stats = {f"solver_{k}": v for k, v in result.stats.items()}
     attrs = provenance("deposition", case.to_toml(), case.references(), result.wall_time_s, stats)
     attrs["contact_angle_basis"] = case["substrate.contact_angle_model"]
