@@ -1,4 +1,5 @@
-"""The deposition model: one whole time step at two sizes, and the CI-sized case to solution.
+"""The deposition model: one whole time step at 256^2, 1024^2 and 128^3, and the CI-sized case
+to solution (the phase-field kernel alone at 4096^2: :mod:`benchmarks.phase_field`).
 
 A "step" is everything :func:`fastnai.models.deposition.simulate` does per step: profile terms,
 the galvanostatic Newton, growth, the salt and potential solves (AMG-CG), site activation and
@@ -14,9 +15,10 @@ from fastnai.models import deposition as dep
 SIZES = [256, 1024]
 
 
-def _case(n: int):
+def _case(n: int, nz: int = 1):
     return load_case({"model": {"kind": "deposition"}, "substrate": {"material": "Na"},
-                      "mesh": {"nx": n, "ny": n, "dx": "0.2 um"}, "nucleation": {"mode": "none"},
+                      "mesh": {"nx": n, "ny": n, "nz": nz, "dx": "0.2 um"},
+                      "nucleation": {"mode": "none"},
                       "initial": {"deposit_thickness": "3 um"},
                       "protocol": [{"step": "plate", "current_density": "0.5 mA cm^-2",
                                     "capacity": "1 mA h cm^-2"}]})
@@ -30,7 +32,9 @@ class TimeDepositionStep:
     timeout = 600
 
     def setup(self, n):
-        case = _case(n)
+        self._grow(_case(n))
+
+    def _grow(self, case):
         self.cell = dep.Cell(case, dep.build(case))
         for _ in range(3):
             self._step()
@@ -45,6 +49,15 @@ class TimeDepositionStep:
 
     def time_step(self, n):
         self._step()
+
+
+class TimeDepositionStep3D(TimeDepositionStep):
+    """The same step in an n^3 box (mesh.nz = n): the 3D profile kernel, 7-point electrolyte."""
+
+    params = [64, 128]
+
+    def setup(self, n):
+        self._grow(_case(n, n))
 
 
 class TimeBareNaToOneMilliampHour:
