@@ -33,6 +33,8 @@ def test_case_runs_on_a_shrunk_mesh(path):
         shrunk = {"mesh.film_layers": min(case["mesh.film_layers"], 60)}
     elif case.kind == "deposition":
         shrunk = {"mesh.nx": min(case["mesh.nx"], 48), "mesh.ny": min(case["mesh.ny"], 40)}
+        if case["mesh.nz"] > 1:
+            shrunk = {"mesh.nx": 16, "mesh.nz": 8, "mesh.ny": 24}
         for k, st in enumerate(case["protocol"]):
             if st.get("capacity") is not None:
                 shrunk[f"protocol.{k}.capacity"] = "0.005 mA h cm^-2"

@@ -96,6 +96,18 @@ def test_sites_in_3d_are_square_patches_on_a_jittered_grid():
     assert np.all((0 <= s.site_position_depth) & (s.site_position_depth < 12 * 0.2e-6))
 
 
+def test_the_3d_case_has_its_sites_on_the_vn_grid():
+    """cases/deposition_na_vn_3d.toml: 16 x 16 patches of 2 x 2 cells, one per 0.8 um square."""
+    from fastnai.validation import cases_dir
+
+    case = load_case(cases_dir() / "deposition_na_vn_3d.toml")
+    s = dep.build(case)
+    assert (s.nx, s.nz, s.ny) == (64, 64, 48)
+    assert s.site_ptr.size - 1 == 16 * 16
+    assert s.site_cells.size == 4 * 16 * 16
+    assert s.area == pytest.approx((64 * 0.2e-6) ** 2)
+
+
 def test_labels_merge_across_both_periodic_seams():
     """A ring of metal through the x seam and a bar through the z seam are one component each;
     an island in the middle is another."""
