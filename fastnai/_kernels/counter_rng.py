@@ -37,18 +37,24 @@ def _mix(z):
 
 
 @njit(**JIT_INLINE)
-def uniform(seed, stream, step, index):
-    """A uniform number in [0, 1) keyed on four non-negative integers (53 random bits)."""
+def _bits(seed, stream, step, index):
+    """64 mixed bits keyed on four non-negative integers."""
     z = _mix(np.uint64(seed) * _GOLDEN + np.uint64(stream))
     z = _mix(z + np.uint64(step) * _GOLDEN)
-    z = _mix(z + np.uint64(index) * _GOLDEN)
-    return float(z >> np.uint64(11)) * _TO_UNIT
+    return _mix(z + np.uint64(index) * _GOLDEN)
+
+
+@njit(**JIT_INLINE)
+def uniform(seed, stream, step, index):
+    """A uniform number in [0, 1) keyed on four non-negative integers (53 random bits)."""
+    return float(_bits(seed, stream, step, index) >> np.uint64(11)) * _TO_UNIT
 
 
 @njit(**JIT_INLINE)
 def uniform_open(seed, stream, step, index):
-    """A uniform number in (0, 1): safe under ``log``."""
-    return uniform(seed, stream, step, index) + 0.5 * _TO_UNIT
+    """A uniform number in (0, 1), safe under ``log``: the midpoints ``(k + 1/2) 2^-52`` of a
+    52-bit grid, all exactly representable, so neither end can be reached by rounding."""
+    return (float(_bits(seed, stream, step, index) >> np.uint64(12)) + 0.5) * (2.0 * _TO_UNIT)
 
 
 @njit(cache=True)

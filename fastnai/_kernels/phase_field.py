@@ -30,7 +30,11 @@ profile mobility ``D_xi = L kappa`` [m2 s-1],
 
 Both are advanced point-implicitly: the increment of explicit Euler is divided by ``1 + d``
 with ``d`` the diagonal of the stiff terms (``2 r`` of the normal second derivative, ``4 r``
-of the Laplacian, ``r = D_xi dt/dx^2``, plus ``D_xi dt max(f', 0)/lam^2`` of the double well).
+of the Laplacian, ``r = D_xi dt/dx^2``, plus ``D_xi dt max(f', 0)/lam^2`` of the double well;
+``D_xi dt max|f'|/lam^2 = D_xi dt/lam^2`` in the profile-preserving form, whose
+normal-derivative diagonal vanishes where ``|grad xi|`` does: at a saddle between coalescing
+nuclei, inside the band where ``f' < 0``, the double well would otherwise be explicit and step
+out of [0, 1]).
 This is a Jacobi-preconditioned Euler step: it keeps the same steady profile as the explicit
 scheme, and its amplification factor ``(1 - 2r)/(1 + 2r)`` (1D, worst mode) lies in (-1, 1]
 for every ``r``, so the step is limited by front motion, not by the profile terms.
@@ -128,7 +132,10 @@ def _relax(c, e, w, n, s, ne, nw, se, sw, formulation, inv_dx, inv_dx2, lam, inv
         den = g2 + eps2
         hnn = gx * gx * gxx + 2.0 * gx * gy * gxy + gy * gy * gyy
         incr = mobility * (hnn / den - f * inv_lam2)
-        diag += 2.0 * r * g2 / den
+        # the double well's Lipschitz bound max|f'| = 1 in the divisor: where |grad xi|
+        # vanishes inside the band (a saddle between coalescing nuclei, f' < 0) nothing else
+        # bounds its step, and with it xi + dt D (-f)/lam^2 / (1 + dt D/lam^2) stays in [0, 1]
+        diag = a_well + 2.0 * r * g2 / den
         return c + dt * incr / (1.0 + diag), math.sqrt(g2), 0.5 * hnn / den
     incr = mobility * (gxx + gyy - f * inv_lam2)
     diag += 4.0 * r
