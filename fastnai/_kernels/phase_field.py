@@ -100,7 +100,10 @@ def _wall_ghost(xi0, active, cos_theta, dx, lam):
     return g
 
 
-@njit(**JIT_INLINE)
+# The boundary path's helpers are ordinary compiled calls (LLVM still inlines what pays):
+# inlining them at Numba IR level into the four call sites made profile_step take ~45 s to
+# compile.
+@njit(**JIT)
 def _cell(xi, wall_active, cos_theta, dx, lam, j, i, ny, nx):
     """xi at (j, i), ``-nx <= i < 2 nx``: periodic x, the wall ghost below row 0, a mirror on top."""
     if i >= nx:
@@ -142,7 +145,7 @@ def _relax(c, e, w, n, s, ne, nw, se, sw, formulation, inv_dx, inv_dx2, lam, inv
     return c + dt * incr / (1.0 + diag), 6.0 * cc * cc * (1.0 - cc) * (1.0 - cc) / lam, 0.0
 
 
-@njit(**JIT_INLINE)
+@njit(**JIT)
 def _extras(c, e, w, n, s, ne, nw, se, sw, inv_dx, inv_dx2, eps2, lam, noise, sq_dt, seed, step,
             k, gt_coeff, anisotropy):
     """Noise increment and Gibbs-Thomson shift of one cell (0 where switched off)."""
@@ -170,7 +173,7 @@ def _extras(c, e, w, n, s, ne, nw, se, sw, inv_dx, inv_dx2, eps2, lam, noise, sq
     return kick, shift
 
 
-@njit(**JIT_INLINE)
+@njit(**JIT)
 def _stencil(xi, wall_active, cos_theta, dx, lam, j, i, ny, nx):
     """The nine values around (j, i) with the boundary conditions (:func:`_cell`)."""
     return (xi[j, i],
