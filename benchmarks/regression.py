@@ -36,13 +36,13 @@ the reference file records the numbers):
 - Quick mode times each benchmark with a single call, so one check is a *set* of
   :data:`RUNS` asv runs: the kernel's fastest call over the probe's best rate (noise only ever
   adds time). The probes are the ``track_`` rates (best of a batch of calls in one process),
-  which stay within 10 % while single probe calls vary 2x.
+  which stayed within 10 % (FMA) and 30 % (triad) while single probe calls varied 2-3x.
 - A kernel that comes out more than the tolerance slower is timed again with its probe in one
   more set (``--retries``) and judged on all its runs: a regression is slow every time, a
   burst of load from a neighbour is not.
 
 Updating the reference is an explicit step that is reviewed like code: on the CI machine run
-``python benchmarks/regression.py run --update`` (3 sets of 3 runs, about 6 minutes), which
+``python benchmarks/regression.py run --update`` (3 sets of 3 runs, about 7 minutes), which
 writes, for every benchmark of :data:`CHECKS`, the median over the sets of the set ratio, each
 set's ratio and time, their spread, the probe, the machine and the date; commit the diff of
 ``benchmarks/regression_reference.json`` with the change that explains it. ``compare --update
@@ -52,7 +52,7 @@ probe and why) and update the reference; drop a kernel whose set ratios spread m
 :data:`MAX_SPREAD` (``--update`` warns).
 
 This file lives in ``benchmarks/`` but defines no benchmarks (asv imports it while discovering
-the suite); it imports only the standard library.
+the suite); at import it needs only the standard library (asv is imported where it is run).
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ EXCLUDED = {
         "tens of microseconds: call overhead and timer noise, not the kernel",
     "kernels.TimeEnsembleBordered.time_solve(2), machine probes on 2 threads":
         "2 threads: skipped at NUMBA_NUM_THREADS=1; at 2 threads single calls of a kernel "
-        "varied 2-5x between runs and set ratios spread 1.3-2.6x (the second core comes and "
-        "goes on the shared machine)",
+        "varied 2-5x between runs and set ratios (3 runs each, 2-thread probes) spread 1.3-3x "
+        "over 5 sets (the second core comes and goes on the shared machine)",
     "kernels.TimeNewtonSolve.track_newton_iterations, transient.*.track_steps":
         "iteration counts, not timings (tests check them)",
     "transient.TimeIntegrateHeatEquation":
