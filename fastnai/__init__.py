@@ -2,11 +2,16 @@
 
 >>> import fastnai
 >>> sorted(fastnai.__all__)
-['CaseError', 'ConvergenceError', '__version__', 'load_case', 'run']
+['CaseError', 'ConvergenceError', '__version__', 'load_case', 'run', 'sweep']
 """
 
 from ._version import version as __version__
 from .api import load_case, run
 from .errors import CaseError, ConvergenceError
 
-__all__ = ["run", "load_case", "CaseError", "ConvergenceError", "__version__"]
+# the function: ``fastnai.sweep(case, vary, ...)`` beside ``fastnai.run``; the package
+# (plan, merge, ensemble statistics, plots) is ``importlib.import_module("fastnai.sweep")``
+# or ``from fastnai.sweep import merge``
+from .sweep import sweep
+
+__all__ = ["run", "sweep", "load_case", "CaseError", "ConvergenceError", "__version__"]

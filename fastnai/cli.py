@@ -1,7 +1,8 @@
 """Command line: parse arguments, call the API, map fastnai errors to exit statuses.
 
-Exit statuses: 0 success; 2 bad input (CaseError, bad usage); 3 no convergence; 1 other
-fastnai errors.
+Exit statuses: 0 success; 2 bad input (CaseError, bad usage); 3 no convergence; 4 interrupted
+(SIGTERM) with a checkpoint written (``run``) or the finished points saved (``sweep``); 1 other
+fastnai errors (and, for ``sweep``, points that failed with them).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--output", help="figure file (default: RESULT stem + .png)")
 
     sub.add_parser("materials", help="list the material database with sources")
+
+    from .sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
 
     sch = sub.add_parser("schema", help="list every key of a model: unit, default, range, source")
     sch.add_argument("kind", help="model kind, e.g. band_bending")
@@ -134,7 +139,13 @@ def _cmd_schema(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot,
+def _cmd_sweep(args) -> int:
+    from .sweep import cli_main
+
+    return cli_main(args)
+
+
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "validate": _cmd_validate, "plot": _cmd_plot,
              "materials": _cmd_materials, "schema": _cmd_schema}
 
 
