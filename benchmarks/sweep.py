@@ -1,4 +1,4 @@
-"""Sweeps on Dask (``fastnai.sweep``): throughput on 1 and 2 worker processes, and the cost of a
+"""Sweeps on Dask (``fastnai.sweeps``): throughput on 1 and 2 worker processes, and the cost of a
 sweep point over a bare ``fastnai.run``.
 
 Both suites start their LocalCluster in ``setup`` and warm every worker with a small sweep (the
@@ -16,14 +16,15 @@ import uuid
 from pathlib import Path
 
 import fastnai
-from fastnai.sweep import LOCAL_CLUSTER_QUIET, sweep
+from fastnai.sweeps import LOCAL_CLUSTER_QUIET, sweep
 
 from .models import seed_case_path
 
-#: The throughput sweep: the TiC/TiO2 seed case over 64 donor densities. At 20 000 nodes a
-#: point takes about 30 ms of solving and writes a 2 MB netCDF.
+#: The throughput sweep: the TiC/TiO2 seed case over 64 donor densities, on the shipped mesh
+#: (3000 nodes: 3 ms of solving and 10 ms to write the 0.3 MB netCDF of 28 variables, so the
+#: sweep machinery and the file writes dominate) and on 20 000 nodes (16 ms of solving, a 2 MB
+#: point file, a 113 MB merged file).
 THROUGHPUT_VARY = {"semiconductor.donor_density": "1e17 cm^-3:1e19 cm^-3:64:log"}
-THROUGHPUT_NODES = 20_000
 
 
 def _cluster(n_workers: int):
@@ -44,27 +45,27 @@ def _band_bending_overrides(n_nodes: int) -> dict:
 class TimeSweepThroughput:
     """64 band-bending points on 1 or 2 worker processes; the time ratio is the speed-up."""
 
-    params = [1, 2]
-    param_names = ["n_workers"]
+    params = ([1, 2], [3000, 20_000])
+    param_names = ["n_workers", "n_nodes"]
     number = 1
-    repeat = 3
+    repeat = 5
     warmup_time = 0.0
     timeout = 600
 
-    def setup(self, n_workers):
+    def setup(self, n_workers, n_nodes):
         self.cluster, self.client = _cluster(n_workers)
         self.folder = Path(tempfile.mkdtemp(prefix="fastnai-bench-sweep-"))
-        self.overrides = _band_bending_overrides(THROUGHPUT_NODES)
+        self.overrides = _band_bending_overrides(n_nodes)
         sweep(seed_case_path(), {"semiconductor.donor_density": "1e17 cm^-3:1e19 cm^-3:4:log"},
               overrides=self.overrides, output_dir=self.folder / "warm", scheduler=self.client,
               n_threads=1, progress=False)
 
-    def teardown(self, n_workers):
+    def teardown(self, n_workers, n_nodes):
         self.client.close()
         self.cluster.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def time_sweep_64_points(self, n_workers):
+    def time_sweep_64_points(self, n_workers, n_nodes):
         sweep(seed_case_path(), THROUGHPUT_VARY, overrides=self.overrides,
               output_dir=self.folder / uuid.uuid4().hex, scheduler=self.client, n_threads=1,
               progress=False)
@@ -80,9 +81,11 @@ SECOND_POINTS = {
 
 
 class TimePointOverhead:
-    """A ~1 s point run bare (``fastnai.run``) and as sweeps of 4 such points on a 1-worker
-    LocalCluster and in-process (``scheduler="synchronous"``), all on one Numba thread.
-    Overhead per point: sweep time / 4 - bare time."""
+    """A 0.5-1 s point run bare (``fastnai.run``, in memory and written to netCDF) and as
+    sweeps of 4 such points on a 1-worker LocalCluster and in-process
+    (``scheduler="synchronous"``), all on one Numba thread. Overhead per point: sweep time / 4
+    - bare time. A sweep writes every point's file and the merged file, so an output-heavy
+    point (band bending on 1.2 million nodes, 115 MB) pays its write about twice."""
 
     params = list(SECOND_POINTS)
     param_names = ["model"]
@@ -117,6 +120,10 @@ class TimePointOverhead:
 
     def time_bare_run(self, model):
         fastnai.run(self.case, self.overrides)
+
+    def time_bare_run_written(self, model):
+        """The point as ``fastnai run`` does it: the result written to netCDF."""
+        fastnai.run(self.case, self.overrides, output=self.folder / "bare.nc")
 
     def time_sweep_4_points_one_worker(self, model):
         sweep(self.case, self.vary, overrides=self.overrides,

@@ -1,4 +1,8 @@
-"""Public entry points: load a case, run it, write the result."""
+"""Public entry points: load a case, run it (and write the result), sweep it over key values.
+
+:func:`sweep` lives in :mod:`fastnai.sweeps` (Dask, merging, ensembles); it runs every point
+through :func:`run`.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from .case import Case, load_case
 from .errors import CaseError
 from .io import write_dataset
 from .models import model_module
+from .sweeps import sweep
 
-__all__ = ["load_case", "run"]
+__all__ = ["load_case", "run", "sweep"]
 
 
 def run(case: Case | str | Path | Mapping,

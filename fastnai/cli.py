@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("materials", help="list the material database with sources")
 
-    from .sweep import add_parser as add_sweep_parser
+    from .sweeps import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
 
@@ -140,7 +140,7 @@ def _cmd_schema(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .sweep import cli_main
+    from .sweeps import cli_main
 
     return cli_main(args)
 

@@ -1,4 +1,4 @@
-"""Sweeps and ensembles (fastnai.sweep): values, grids, failures, resume, Dask workers, batch arrays.
+"""Sweeps and ensembles (fastnai.sweeps): values, grids, failures, resume, Dask workers, batch arrays.
 
 Most sweeps run with scheduler="synchronous" (in-process, no Dask) or "threads" (a Dask
 LocalCluster of threads) on a 400-node band-bending case (~15 ms a point); one runs on two
@@ -26,8 +26,8 @@ from fastnai.io import read_dataset
 from fastnai.models import MODEL_KINDS, band_bending, model_module
 
 # the module, also where fastnai/__init__.py exports the function sweep under the same name
-fs = importlib.import_module("fastnai.sweep")
-sweep_plan = importlib.import_module("fastnai.sweep.plan")
+fs = importlib.import_module("fastnai.sweeps")
+sweep_plan = importlib.import_module("fastnai.sweeps.plan")
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = REPO / "cases" / "band_bending_ticn_tio2.toml"

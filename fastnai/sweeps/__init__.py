@@ -122,7 +122,7 @@ Command line
         [--seeds N] [--ensemble KEY] [--weights volume|W1,W2,...]
         [--scheduler local|threads|synchronous|ADDRESS|FILE] [--workers N] [--threads N]
         [-o DIR|FILE.nc] [--no-resume] [--join pad|outer|exact] [--variables VAR,VAR]
-        [--plot VAR ...] [--dry-run] [--array-task [INDEX] [--points-per-task K]] [--merge] [-q]
+        [--points-per-task K] [--plot VAR ...] [--dry-run] [--array-task [INDEX]] [--merge] [-q]
 
 (:func:`add_parser`, :func:`cli_main`). Progress goes to stderr as plain :mod:`logging` lines
 (a tqdm bar instead when stdout and stderr are terminals). ``--threads N`` is the number of
@@ -139,10 +139,10 @@ and says which points failed.
 
 Modules
 -------
-:mod:`~fastnai.sweep.plan` (values and points, sweep files), :mod:`~fastnai.sweep.files` (the
-sweep folder, one point into its file), :mod:`~fastnai.sweep.execute` (Dask, batch array tasks,
-:func:`sweep`), :mod:`~fastnai.sweep.merge`, :mod:`~fastnai.sweep.ensemble`,
-:mod:`~fastnai.sweep.plot`, :mod:`~fastnai.sweep.cli`.
+:mod:`~fastnai.sweeps.plan` (values and points, sweep files), :mod:`~fastnai.sweeps.files` (the
+sweep folder, one point into its file), :mod:`~fastnai.sweeps.execute` (Dask, batch array tasks,
+:func:`sweep`), :mod:`~fastnai.sweeps.merge`, :mod:`~fastnai.sweeps.ensemble`,
+:mod:`~fastnai.sweeps.plot`, :mod:`~fastnai.sweeps.cli`.
 """
 
 from .cli import add_parser, cli_main

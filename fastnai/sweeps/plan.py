@@ -1,6 +1,6 @@
 """The plan of a sweep: the values of the swept keys, the points, and sweep files.
 
-See :mod:`fastnai.sweep` for the specs and the sweep-file format.
+See :mod:`fastnai.sweeps` for the specs and the sweep-file format.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``fastnai sweep``: the subcommand's arguments and its handler (exit statuses in
-:mod:`fastnai.sweep`).
+:mod:`fastnai.sweeps`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .merge import merge
 from .plan import JOINS, _check_count, _layer, _literal, _resolve_ensemble, _Spec, plan_sweep
 from .plot import plot_sweep
 
-logger = logging.getLogger("fastnai.sweep")
+logger = logging.getLogger("fastnai.sweeps")
 
 
 
@@ -74,8 +74,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--array-task", nargs="?", const="env", metavar="INDEX",
                         help="run only this batch array task's points, in-process (INDEX "
                              "default: SLURM_ARRAY_TASK_ID or PBS_ARRAY_INDEX)")
-    parser.add_argument("--points-per-task", type=int, default=1, metavar="K",
-                        help="points per array task (default 1)")
+    parser.add_argument("--points-per-task", type=int, metavar="K",
+                        help="points each Dask task or batch array task runs, one after another "
+                             "(default: 1 per array task; on Dask, batches of up to 16 for 4 "
+                             "tasks per worker)")
     parser.add_argument("--merge", action="store_true",
                         help="only merge the point files in the folder (after array tasks)")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -169,10 +171,11 @@ def cli_main(args) -> int:
     dim = _resolve_ensemble(spec, plan)
     plots = list(spec.plot) + list(args.plot)
     if args.dry_run:
-        n_tasks = -(-plan.n_points // args.points_per_task)
+        per_task = args.points_per_task or 1
+        n_tasks = -(-plan.n_points // per_task)
         print(f"# {plan.n_points} points ({'zip' if plan.zipped else 'grid'} over "
               f"{', '.join(plan.dims)}; shape {'x'.join(map(str, plan.shape))}); "
-              f"{n_tasks} array tasks at {args.points_per_task} per task: --array=0-{n_tasks - 1}")
+              f"{n_tasks} array tasks at {per_task} per task: --array=0-{n_tasks - 1}")
         for i in range(plan.n_points):
             print(f"{i:6d}  {plan.describe(i)}")
         return 0
@@ -182,7 +185,7 @@ def cli_main(args) -> int:
             raise CaseError(f"--array-task {args.array_task!r}: expected a whole number")
         with _sigterm_raises():
             records = run_array_task(args.case, args.vary, index=index,
-                                     points_per_task=args.points_per_task, zip=args.zip,
+                                     points_per_task=args.points_per_task or 1, zip=args.zip,
                                      overrides=args.overrides, seeds=args.seeds,
                                      output_dir=out, n_threads=args.threads)
         statuses = ["ok" if r["status"] == "skipped" else r["status"] for r in records]
@@ -200,7 +203,7 @@ def cli_main(args) -> int:
                            scheduler=args.scheduler, n_workers=args.workers,
                            n_threads=args.threads, resume=args.resume, join=args.join,
                            ensemble=args.ensemble, weights=_weights_arg(args.weights),
-                           variables=args.variables)
+                           variables=args.variables, points_per_task=args.points_per_task)
         except (KeyboardInterrupt, Interrupted) as exc:
             done = sum(r["status"] == "ok" for r in _scan(out, plan.n_points).values())
             raise Interrupted(f"sweep interrupted ({exc or 'Ctrl-C'}): {done} of {plan.n_points} "

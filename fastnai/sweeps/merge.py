@@ -281,7 +281,7 @@ def merge(output_dir: str | os.PathLike, *, join: str | None = None, ensemble: s
     Examples
     --------
     >>> import tempfile
-    >>> from fastnai.sweep import sweep
+    >>> from fastnai.sweeps import sweep
     >>> case = {"model": {"kind": "band_bending"}, "mesh": {"n_nodes": 200},
     ...         "semiconductor": {"material": "anatase-TiO2", "thickness": "50 nm"},
     ...         "contact": {"material": "TiC"}}

@@ -76,7 +76,7 @@ def plot_sweep(ds: xr.Dataset, var: str, path: str | os.PathLike | None = None, 
     Examples
     --------
     >>> import tempfile
-    >>> from fastnai.sweep import sweep
+    >>> from fastnai.sweeps import sweep
     >>> case = {"model": {"kind": "band_bending"}, "mesh": {"n_nodes": 200},
     ...         "semiconductor": {"material": "anatase-TiO2", "thickness": "50 nm"},
     ...         "contact": {"material": "TiC"}}

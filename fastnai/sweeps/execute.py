@@ -28,6 +28,7 @@ from .files import (
     _prepare,
     _read_definition,
     _run_point,
+    _run_points,
     _scan,
     _write_json,
     _write_manifest,
@@ -35,7 +36,7 @@ from .files import (
 from .merge import _merge
 from .plan import Plan, _check_count, _layer, _resolve_ensemble, plan_sweep
 
-logger = logging.getLogger("fastnai.sweep")
+logger = logging.getLogger("fastnai.sweeps")
 
 #: Scheduler names that need no address ("local": LocalCluster of processes; "threads":
 #: LocalCluster of threads in this process; "synchronous": no Dask, one point after another).
@@ -43,6 +44,11 @@ SCHEDULERS = ("local", "threads", "synchronous")
 #: LocalCluster options for no dashboard and a free port for the scheduler's HTTP server (its
 #: default, 8787, is often taken by another cluster on a shared machine: a UserWarning).
 LOCAL_CLUSTER_QUIET = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
+#: Dask tasks per worker that automatic batching aims at (several, so that the workers stay
+#: busy to the end when the points take different times).
+TASKS_PER_WORKER = 4
+#: Most points in one Dask task under automatic batching.
+MAX_AUTO_BATCH = 16
 #: Environment variables that give the index of a batch array task.
 ARRAY_INDEX_VARIABLES = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX")
 _MANIFEST_INTERVAL = 5.0  # s between manifest rewrites while points finish
@@ -184,8 +190,28 @@ def _numba_threads(n_threads: int | None) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
+def _batch_size(points_per_task: int | None, n_todo: int, n_workers: int) -> int:
+    """Points per Dask task: as given, else enough tasks for TASKS_PER_WORKER per worker, at
+    most MAX_AUTO_BATCH points each (a worker count of 0, an adaptive cluster still starting,
+    counts as 1)."""
+    if points_per_task is not None:
+        return points_per_task
+    return max(1, min(MAX_AUTO_BATCH, n_todo // (TASKS_PER_WORKER * max(1, n_workers))))
+
+
+def _lost(out: Path, index: int, exc: BaseException) -> dict[str, Any]:
+    """The record of a point whose task raised outside ``_run_point`` (the worker died, the
+    task was cancelled): ok when its file was written before, else failed."""
+    if _point_path(out / POINTS, index).is_file():
+        return {"index": index, "status": "ok", "wall_time_s": math.nan, "error_type": None,
+                "error": None, "exit_status": 0}
+    record = _failure(index, exc, math.nan)
+    _write_json(_failed_path(out / POINTS, index), record)
+    return record
+
+
 def _execute(plan: Plan, out: Path, todo: list[int], records: dict, *, scheduler: Any,
-             n_workers: int | None, n_threads: int | None,
+             n_workers: int | None, n_threads: int | None, points_per_task: int | None,
              progress: bool | None) -> dict[int, xr.Dataset]:
     """Run the points ``todo``; every finished point is on disk before it is recorded.
 
@@ -214,22 +240,28 @@ def _execute(plan: Plan, out: Path, todo: list[int], records: dict, *, scheduler
 
             token = uuid.uuid4().hex[:8]
             remote = n_threads if scheduler not in (None, "local", "threads") else threads
+            size = _batch_size(points_per_task, len(todo),
+                               len(client.scheduler_info().get("workers", {})))
+            batches = [todo[k:k + size] for k in range(0, len(todo), size)]
+            if size > 1:
+                logger.info("%d tasks of up to %d points each", len(batches), size)
             futures = {}
             try:
-                for i in todo:
-                    future = client.submit(_run_point, plan.raw_case, plan.overrides_for(i),
-                                           points, i, plan.sweep_id, remote, True,
-                                           key=f"fastnai-point-{i}-{token}", pure=False)
-                    futures[future] = i
+                for batch in batches:
+                    future = client.submit(
+                        _run_points, plan.raw_case, [(i, plan.overrides_for(i)) for i in batch],
+                        points, plan.sweep_id, remote, True,
+                        key=f"fastnai-points-{batch[0]}-{token}", pure=False)
+                    futures[future] = batch
                 for future in as_completed(list(futures)):
-                    i = futures.pop(future)
+                    batch = futures.pop(future)
                     try:
-                        record = future.result()
+                        batch_records = future.result()
                     except Exception as exc:  # the worker died (KilledWorker) or was cancelled
-                        record = _failure(i, exc, math.nan)
-                        _write_json(_failed_path(out / POINTS, i), record)
+                        batch_records = [_lost(out, i, exc) for i in batch]
                     future.release()
-                    done(record)
+                    for record in batch_records:
+                        done(record)
             finally:
                 if futures:
                     client.cancel(list(futures))
@@ -246,7 +278,8 @@ def sweep(case: Case | str | os.PathLike | Mapping,
           output: str | os.PathLike | None = None, scheduler: Any = None,
           n_workers: int | None = None, n_threads: int | None = None, resume: bool = True,
           join: str | None = None, ensemble: str | None = None, weights: Any = None,
-          variables: Iterable[str] | None = None, progress: bool | None = None) -> xr.Dataset:
+          variables: Iterable[str] | None = None, points_per_task: int | None = None,
+          progress: bool | None = None) -> xr.Dataset:
     """Run a case over values of some of its keys, as Dask tasks, and merge the results.
 
     Parameters
@@ -289,6 +322,12 @@ def sweep(case: Case | str | os.PathLike | Mapping,
     variables
         Keep only these result variables in the merged Dataset (sweeps of large profiles whose
         scalars matter); the point files keep everything.
+    points_per_task
+        Points each Dask task runs, one after another (each still writes its own file when it
+        finishes). Default: enough tasks for 4 per worker, at most 16 points a task, so that
+        points of a few milliseconds do not pay Dask's per-task cost each (on 2 workers of a
+        2-core machine, 64 band-bending points of 3000 nodes ran 1.5x faster in 8 tasks than
+        in 64). Give 1 for points of very different lengths.
     progress
         A tqdm bar (True) or log lines (False); default: a bar when stdout and stderr are
         terminals.
@@ -334,6 +373,7 @@ def sweep(case: Case | str | os.PathLike | Mapping,
     _check_scheduler(scheduler)
     _check_count(n_workers, "n_workers")
     _check_count(n_threads, "n_threads")
+    _check_count(points_per_task, "points_per_task")
     out = Path(spec.output_dir)
     merged = Path(output) if output is not None else out / MERGED
     _prepare(plan, out, merged, resume=resume,
@@ -347,7 +387,8 @@ def sweep(case: Case | str | os.PathLike | Mapping,
     fresh = {}
     if todo:
         fresh = _execute(plan, out, todo, records, scheduler=scheduler, n_workers=n_workers,
-                         n_threads=n_threads, progress=progress)
+                         n_threads=n_threads, points_per_task=points_per_task,
+                         progress=progress)
     ds = _merge(out, _read_definition(out), join=spec.join, ensemble=dim, weights=spec.weights,
                 variables=spec.variables, output=merged, write=True, fresh=fresh)
     logger.info("sweep %s: %d ok, %d failed; wrote %s", plan.sweep_id, ds.attrs["sweep_n_ok"],
@@ -400,7 +441,7 @@ def run_array_task(case: Case | str | os.PathLike | Mapping,
     Examples
     --------
     >>> import os, tempfile
-    >>> from fastnai.sweep import merge
+    >>> from fastnai.sweeps import merge
     >>> case = {"model": {"kind": "band_bending"}, "mesh": {"n_nodes": 200},
     ...         "semiconductor": {"material": "anatase-TiO2", "thickness": "50 nm"},
     ...         "contact": {"material": "TiC"}}

@@ -128,6 +128,17 @@ def _run_point(raw_case: Mapping, overrides: Mapping, points: str, index: int, s
     return record
 
 
+def _run_points(raw_case: Mapping, batch: list[tuple[int, Mapping]], points: str,
+                sweep_id: str, n_threads: int | None, keep: bool = False) -> list[dict[str, Any]]:
+    """Run a batch of points one after another (one Dask task); one record per point.
+
+    Each point's file is written the moment it finishes, so a batch cut short loses only its
+    unfinished points.
+    """
+    return [_run_point(raw_case, overrides, points, index, sweep_id, n_threads, keep)
+            for index, overrides in batch]
+
+
 def _scan(out: Path, n_points: int) -> dict[int, dict[str, Any]]:
     """Status of every point from the files in ``out/points``."""
     records = {i: {"index": i, "status": "missing", "wall_time_s": None, "error_type": None,
