@@ -1,4 +1,5 @@
-"""Machine-speed probes (benchmark code, not part of fastnai): STREAM triad and an L1 FMA loop.
+"""Machine-speed probes (benchmark code, not part of fastnai): STREAM triad, an L1 FMA loop and a
+scalar recurrence.
 
 They measure this machine's limits in the same process and run as the kernels, so that a
 kernel's speed can be read as a fraction of what the machine did at that moment (BASELINES §1:
@@ -16,6 +17,14 @@ triad 31.6 GB/s on 2 threads at 3 x 200 MB, FMA 46 / 86 GFLOP/s on 1 / 2 threads
   512-bit ``vfmadd213pd zmm`` and ran at about 58 / 117 GFLOP/s on 1 / 2 threads here (one
   zmm FMA per cycle); BASELINES §1's 46 / 86 GFLOP/s came from a different (256-bit) loop, so
   the two sets of numbers are not comparable.
+- :func:`scalar_probe`: a Thomas solve of a fixed tridiagonal system of :data:`SCALAR_N` rows
+  (in L2) and ``exp(-x) log1p(x)`` summed over its solution, :data:`SCALAR_PASSES` times, on
+  one thread. Latency-bound scalar code (a division in every step of a dependent recurrence,
+  libm calls in an ordered sum that cannot vectorise): what fastnai's 1D kernels spend their
+  time on. The FMA probe follows the width of the vector units instead, which differs between
+  CPU generations far more than scalar speed does: on 2026-12-07 the project machine's FMA
+  probe ran 2.2x faster than on 2026-11-22 (131 against 59 GFLOP/s) while the kernels ran only
+  1.1-1.4x faster, so every FMA-normalised kernel looked 1.6-2x slower.
 """
 
 from __future__ import annotations
@@ -42,6 +51,11 @@ FMA_ROWS = 16
 FMA_FLOP = 16
 #: Passes per call: 16 x 256 x 16 x 5000 = 328 Mflop, about 3 ms on 2 threads.
 FMA_PASSES = 5_000
+
+#: Rows of the scalar probe's tridiagonal system (6 arrays of 32 KiB: in L2).
+SCALAR_N = 4096
+#: Solves per call: 4096 x 50 = 204 800 rows, about 2-4 ms.
+SCALAR_PASSES = 50
 
 _FLAGS = {"cache": True, "error_model": "numpy", "boundscheck": False, "nogil": True}
 
@@ -71,6 +85,44 @@ def fma_probe(x, n_passes, m, b):
                 v = v * m + b
                 v = v * m + b
                 x[r, k] = v
+
+
+@njit(**_FLAGS)
+def scalar_probe(lower, diag, upper, rhs, cp, x, n_passes):
+    """Thomas forward elimination and back substitution of ``lower, diag, upper`` with ``rhs``
+    into ``x``, then ``sum exp(-x) log1p(x)``, ``n_passes`` times; returns the sum (so that
+    nothing is optimised away)."""
+    n = diag.shape[0]
+    total = 0.0
+    for _ in range(n_passes):
+        cp[0] = upper[0] / diag[0]
+        x[0] = rhs[0] / diag[0]
+        for k in range(1, n):
+            den = diag[k] - lower[k] * cp[k - 1]
+            cp[k] = upper[k] / den
+            x[k] = (rhs[k] - lower[k] * x[k - 1]) / den
+        for k in range(n - 2, -1, -1):
+            x[k] -= cp[k] * x[k + 1]
+        for k in range(n):
+            total += math.exp(-x[k]) * math.log1p(x[k])
+    return total
+
+
+def scalar_arrays() -> tuple[np.ndarray, ...]:
+    """The probe's system: a diagonally dominant tridiagonal matrix (a discrete -u'' + u),
+    right-hand side between 0.5 and 1.5, and work arrays."""
+    n = SCALAR_N
+    lower = np.full(n, -1.0)
+    upper = np.full(n, -1.0)
+    diag = np.full(n, 3.0)
+    rhs = 1.0 + 0.5 * np.sin(np.arange(n) * 0.01)
+    return lower, diag, upper, rhs, np.zeros(n), np.zeros(n)
+
+
+def scalar_rate(arrays, repeat: int = 5) -> float:
+    """Best scalar-probe rate [million rows per second] over ``repeat`` calls."""
+    t = best_time(lambda: scalar_probe(*arrays, SCALAR_PASSES), repeat)
+    return SCALAR_N * SCALAR_PASSES / t / 1e6
 
 
 def triad_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

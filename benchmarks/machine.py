@@ -1,4 +1,5 @@
-"""This machine's limits, measured in the same run as the kernels: STREAM triad and FMA probe.
+"""This machine's limits, measured in the same run as the kernels: STREAM triad, FMA and scalar
+probes.
 
 They are the machine-speed probes for normalising the kernels' results (a slower run of a
 kernel on a day when the triad is slower too is the machine, not a regression). The Numba
@@ -9,6 +10,9 @@ functions and the byte/flop counts are in :mod:`benchmarks._machine` (BASELINES 
   and 3 x 256 KiB (cache-resident), on 1 and 2 threads; ``track_bandwidth`` counts 24 B per
   element (STREAM convention: write-allocate not counted).
 - ``FmaProbe``: eight chained FMAs per element over 16 rows of 2 KiB (L1), on 1 and 2 threads.
+- ``ScalarProbe``: a Thomas solve of 4096 rows and ``exp(-x) log1p(x)`` over its solution, one
+  thread: the latency-bound scalar work of fastnai's 1D kernels (the normaliser of the
+  compute-bound kernels in ``benchmarks/regression.py``).
 
 Thread counts above ``NUMBA_NUM_THREADS`` are skipped.
 """
@@ -79,3 +83,27 @@ class FmaProbe:
         return _machine.fma_gflops(self.x, 20)
 
     track_gflops.unit = "GFLOP/s"
+
+
+class ScalarProbe:
+    """Fixed scalar probe: tridiagonal recurrence and libm calls
+    (:func:`benchmarks._machine.scalar_probe`), one thread."""
+
+    timeout = 120
+
+    def setup(self):
+        self.previous = _set_threads(1)
+        self.arrays = _machine.scalar_arrays()
+        _machine.scalar_probe(*self.arrays, 1)
+
+    def teardown(self):
+        numba.set_num_threads(self.previous)
+
+    def time_scalar(self):
+        _machine.scalar_probe(*self.arrays, _machine.SCALAR_PASSES)
+
+    def track_rate(self):
+        """Best of 20 calls [million rows per second]."""
+        return _machine.scalar_rate(self.arrays, 20)
+
+    track_rate.unit = "Mrow/s"
