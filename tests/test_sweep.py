@@ -12,7 +12,10 @@ import csv
 import importlib
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +374,40 @@ def test_two_worker_processes_with_an_empty_numba_cache(tmp_path, monkeypatch):
     xr.testing.assert_identical(comparable(ds), comparable(reference))
     # the workers compiled into the new cache folder (index and data files)
     assert list(cache.rglob("*.nbi")) and list(cache.rglob("*.nbc"))
+
+
+def test_a_sweep_from_a_shared_install_caches_kernels_only_in_numba_cache_dir(tmp_path):
+    # A shared (read-only) install: the package is a fresh copy, NUMBA_CACHE_DIR a writable
+    # folder, and the sweep runs from the command line on 2 worker processes. Every compiled
+    # kernel must land in NUMBA_CACHE_DIR and nothing in the package's folders. (Permissions
+    # cannot make the copy read-only when the tests run as root, so this checks where the
+    # cache goes, which is what makes a read-only install work.)
+    install = tmp_path / "shared_install"
+    shutil.copytree(REPO / "fastnai", install / "fastnai",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    cache = tmp_path / "numba_cache"
+    env = {**os.environ, "PYTHONPATH": str(install), "NUMBA_CACHE_DIR": str(cache),
+           "NUMBA_NUM_THREADS": "1"}
+    script = ("import sys, fastnai, fastnai.cli; print(fastnai.__file__); "
+              "sys.exit(fastnai.cli.main(sys.argv[1:]))")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "sweep", str(CASE), "--vary", "contact.work_function=4.1,4.4",
+         "--set", "mesh.n_nodes=400", "--workers", "2", "--threads", "1", "-o",
+         str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == str(install / "fastnai" / "__init__.py")
+    assert "2 ok, 0 failed" in proc.stdout
+    # Numba names a cache folder after the source folder's full path: every one is the copy's
+    from numba.core.caching import _CacheLocator
+
+    folders = {f.parent.name for f in cache.rglob("*.nbi")}
+    copy = {_CacheLocator.get_suitable_cache_subpath(str(d / "x.py"))
+            for d in [install / "fastnai", *(install / "fastnai").rglob("*")] if d.is_dir()}
+    assert folders and folders <= copy
+    assert not [f for f in install.rglob("*") if f.suffix in (".nbi", ".nbc")]
+    ds = read_dataset(tmp_path / "out" / "sweep.nc")
+    assert ds.status.values.tolist() == ["ok", "ok"]
 
 
 def test_threads_cluster_address_and_cluster_object_give_the_synchronous_result(tmp_path):
