@@ -860,6 +860,30 @@ CAP_ELL = 15.0
 ELL_BOUND = 700.0
 
 
+@njit(**JIT_INLINE)
+def _ell_step(ell, d):
+    """The limited Newton step of the logit ``ell`` (``ell -= step``) for the update ``d``.
+
+    A large step towards the middle from a dilute node (theta << 1, rising) or a nearly full
+    one (1 - theta << 1, falling) is taken as Newton's step in theta: the balance laws are
+    linear in c there and dtheta/d ell = theta (1 - theta) vanishes, so that the step in ell
+    is the relative change of theta, exponentially too large (a contact node at theta ~ 1e-54
+    asked for 3e38), while theta + dtheta/d ell |d| is Newton's landing in c. It is taken
+    exactly, theta' = theta (1 + (1 - theta) |d|) (1 - theta' likewise on the full side), when it
+    stays inside (0, 1); other steps are limited logarithmically and capped.
+    """
+    if d < -LIMIT_ELL and ell < 0.0:
+        theta = logistic(ell)
+        if theta * -d < 1.0:  # theta' < 1
+            return -(math.log1p(-d * (1.0 - theta)) - math.log1p(theta * d))
+    elif d > LIMIT_ELL and ell > 0.0:
+        theta = logistic(ell)
+        vacancy = logistic(-ell)
+        if vacancy * d < 1.0:  # 1 - theta' > 0... and < 1
+            return math.log1p(d * theta) - math.log1p(-vacancy * d)
+    return _limit(d, LIMIT_ELL, CAP_ELL)
+
+
 @njit(**JIT)
 def _apply_update(z, dz, vt):
     """z -= limited dz; returns the largest scaled update (|dpsi|/V_t, |dell|, |dphi|/V_t)."""
@@ -869,7 +893,7 @@ def _apply_update(z, dz, vt):
         for r in range(3):
             scale = vt if r != 1 else 1.0
             if r == 1:
-                step = _limit(dz[i, r], LIMIT_ELL, CAP_ELL)
+                step = _ell_step(z[i, 1], dz[i, 1])
             else:
                 step = _limit(dz[i, r] / vt, LIMIT_POTENTIAL, CAP_POTENTIAL)
             z[i, r] -= step * scale

