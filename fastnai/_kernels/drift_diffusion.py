@@ -874,12 +874,12 @@ def _ell_step(ell, d):
     """
     if d < -LIMIT_ELL and ell < 0.0:
         theta = logistic(ell)
-        if theta * -d < 1.0:  # theta' < 1
+        if theta * -d < 1.0:  # theta' = theta (1 + (1 - theta) |d|) < 1
             return -(math.log1p(-d * (1.0 - theta)) - math.log1p(theta * d))
     elif d > LIMIT_ELL and ell > 0.0:
         theta = logistic(ell)
         vacancy = logistic(-ell)
-        if vacancy * d < 1.0:  # 1 - theta' > 0... and < 1
+        if vacancy * d < 1.0:  # theta' = theta (1 - (1 - theta) d) > 0
             return math.log1p(d * theta) - math.log1p(-vacancy * d)
     return _limit(d, LIMIT_ELL, CAP_ELL)
 

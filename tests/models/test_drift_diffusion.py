@@ -359,6 +359,17 @@ def check_ensemble(result, ordered_every_step=True):
     return per_particle
 
 
+def check_sphere_inventory(result, rel):
+    """The Na inventory of all particles (mol) against the integrated current of the one
+    galvanostatic segment (A per steradian, times 4 pi)."""
+    (index, traj), = result.trajectories
+    rows = segment_rows(result, index)
+    inventory = np.asarray(result.recorder.inventory)[rows]
+    current = np.asarray(result.recorder.current)[rows[1:]]
+    from_flux = -4.0 * math.pi * np.dot(traj.quadrature_weights(), current) / F
+    assert inventory[-1] - inventory[0] == pytest.approx(from_flux, rel=rel)
+
+
 def test_galvanostatic_ensemble_shares_the_current_neutral_particles():
     c = case(ENSEMBLE_CC, base=ENSEMBLE, model__electrostatics=False)
     before = numba.get_num_threads()
@@ -376,15 +387,9 @@ def test_galvanostatic_ensemble_shares_the_current_neutral_particles():
     radii = two.setup.radii
     np.testing.assert_allclose(per_particle[0] / radii**2, per_particle[0, 0] / radii[0] ** 2,
                                rtol=1e-4)
-    # exact sphere volumes (sum of dual cells = R^3/3 per steradian) and the inventory of all
-    # particles (mol) against the integrated current (A per steradian, times 4 pi)
+    # exact sphere volumes (sum of dual cells = R^3/3 per steradian), the inventory
     np.testing.assert_allclose(two.setup.vol.sum(axis=1), radii**3 / 3.0, rtol=1e-14)
-    (index, traj), = two.trajectories
-    rows = segment_rows(two, index)
-    inventory = np.asarray(two.recorder.inventory)[rows]
-    current = np.asarray(two.recorder.current)[rows[1:]]
-    from_flux = -4.0 * math.pi * np.dot(traj.quadrature_weights(), current) / F
-    assert inventory[-1] - inventory[0] == pytest.approx(from_flux, rel=1e-10)
+    check_sphere_inventory(two, rel=1e-10)
     # the particles' Schur terms are summed in a fixed order: thread count does not matter
     np.testing.assert_array_equal(one.y_final, two.y_final)
 
@@ -397,12 +402,7 @@ def test_galvanostatic_ensemble_shares_the_current_default_physics():
     result = dd.simulate(case(ENSEMBLE_CC, base=ENSEMBLE), progress=False)
     check_ensemble(result, ordered_every_step=False)
     assert result.recorder.voltage[-1] == pytest.approx(0.1, abs=1e-6)  # ran to the cut-off
-    (index, traj), = result.trajectories
-    rows = segment_rows(result, index)
-    inventory = np.asarray(result.recorder.inventory)[rows]
-    current = np.asarray(result.recorder.current)[rows[1:]]
-    from_flux = -4.0 * math.pi * np.dot(traj.quadrature_weights(), current) / F
-    assert inventory[-1] - inventory[0] == pytest.approx(from_flux, rel=1e-9)
+    check_sphere_inventory(result, rel=1e-9)
 
 
 @pytest.mark.parametrize("geometry", ["co-located", "sphere"])
