@@ -610,10 +610,10 @@ def test_large_logit_steps_from_the_edges_are_newtons_steps_in_the_concentration
     # theta - theta_root, computed from the small side
     gap = (edge_from - edge_to) if not full else (edge_to - edge_from)
     d = gap / (theta * vacancy)
-    new = ell - kdd._ell_step(ell, d)
-    landed = kdd.logistic(-new) if full else kdd.logistic(new)
+    step = kdd._ell_step(ell, d)
+    landed = kdd.logistic(-(ell - step)) if full else kdd.logistic(ell - step)
     assert landed == pytest.approx(edge_to, rel=1e-9)
-    assert abs(kdd._ell_step(ell, d)) > kdd.CAP_ELL  # beyond what the limiter allows
+    assert abs(step) > kdd.CAP_ELL  # beyond what the limiter allows
 
 
 @pytest.mark.parametrize("ell, d", [(-125.0, 3.0), (-125.0, 4.9), (40.0, -4.9), (-3.0, 7.0),

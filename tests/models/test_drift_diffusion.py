@@ -387,7 +387,8 @@ def test_galvanostatic_ensemble_shares_the_current_neutral_particles():
     radii = two.setup.radii
     np.testing.assert_allclose(per_particle[0] / radii**2, per_particle[0, 0] / radii[0] ** 2,
                                rtol=1e-4)
-    # exact sphere volumes (sum of dual cells = R^3/3 per steradian), the inventory
+    # exact sphere volumes (sum of dual cells = R^3/3 per steradian); the inventory against
+    # the integrated current
     np.testing.assert_allclose(two.setup.vol.sum(axis=1), radii**3 / 3.0, rtol=1e-14)
     check_sphere_inventory(two, rel=1e-10)
     # the particles' Schur terms are summed in a fixed order: thread count does not matter
