@@ -67,3 +67,22 @@ class Interrupted(FastnaiError):
         super().__init__(message)
         self.checkpoint_path = checkpoint_path
         self.t = t
+
+
+class OutputError(FastnaiError):
+    """An output or checkpoint path cannot be written (found before any work starts).
+
+    The message names the path, what it is for and why it cannot be used (a directory, not a
+    regular file, an unwritable folder, the input case itself, a name too long).
+    """
+
+    exit_status = 2
+
+
+class WriteError(FastnaiError):
+    """Writing a result or checkpoint failed while the run was writing it (disk full, I/O error).
+
+    The file being replaced is left as it was; the temporary file is removed.
+    """
+
+    exit_status = 1
