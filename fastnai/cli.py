@@ -1,18 +1,29 @@
 """Command line: parse arguments, call the API, map fastnai errors to exit statuses.
 
-Exit statuses: 0 success; 2 bad input (CaseError, bad usage); 3 no convergence; 4 interrupted
-(SIGTERM) with a checkpoint written (``run``) or the finished points saved (``sweep``); 1 other
-fastnai errors (and, for ``sweep``, points that failed with them).
+Exit statuses: 0 success; 2 bad input or an unusable output/checkpoint path, found before any
+work (CaseError, OutputError, bad usage); 3 no convergence; 4 interrupted (SIGTERM or SIGINT)
+with a checkpoint written (``run``) or the finished points saved (``sweep``); 1 other fastnai
+errors (a write that failed, e.g. disk full; for ``sweep``, points that failed with them).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import sys
 import textwrap
 from pathlib import Path
 
 from .errors import CaseError, FastnaiError
+
+EXIT_STATUSES = """exit statuses:
+  0  success
+  1  other errors (a write failed, e.g. disk full)
+  2  bad input or an unusable output/checkpoint path (found before any work)
+  3  no convergence
+  4  interrupted by SIGTERM/SIGINT: a checkpoint was written; --resume continues it
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,20 +33,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a case file and write its netCDF result")
+    run = sub.add_parser("run", help="run a case file and write its netCDF result",
+                         epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("case", help="case file (TOML)")
     run.add_argument("-o", "--output", help="output netCDF file (default: CASE stem + .nc)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a case key, e.g. --set semiconductor.donor_density='1e19 cm^-3'")
     run.add_argument("--threads", type=int, help="Numba threads (default: NUMBA_NUM_THREADS or all)")
-    run.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
-    run.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
-                     help="write a checkpoint every SECONDS of wall time (time-dependent models); "
-                          "SIGTERM then writes one and exits with status 4")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress lines and no summary")
+    run.add_argument("--checkpoint-every", type=_seconds, default=600.0, metavar="SECONDS",
+                     help="write a checkpoint every SECONDS of wall time over the whole run "
+                          "(time-dependent models; default %(default)s); SIGTERM or SIGINT "
+                          "always writes one and exits with status 4")
     run.add_argument("--checkpoint", metavar="FILE",
                      help="checkpoint file (default: OUTPUT stem + .ckpt.npz)")
     run.add_argument("--resume", action="store_true",
                      help="continue from the checkpoint; ends at the uninterrupted run's state")
+    run.add_argument("--keep-checkpoint", action="store_true",
+                     help="keep the checkpoint after the output is written (removed by default)")
 
     val = sub.add_parser("validate",
                          help="run the validation cases and print the paper-vs-fastnai table")
@@ -62,6 +78,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """``--checkpoint-every``: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value >= 0.0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds >= 0")
+    return value
+
+
+def _log_to_stderr(quiet: bool) -> None:
+    """Progress lines of the ``fastnai`` logger on stderr (what batch logs keep)."""
+    logger = logging.getLogger("fastnai")
+    if quiet or any(getattr(h, "_fastnai_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s fastnai: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler._fastnai_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def _set_threads(n: int | None) -> None:
     if n is None:
         return
@@ -75,21 +114,17 @@ def _set_threads(n: int | None) -> None:
 
 def _cmd_run(args) -> int:
     from . import api
-    from .case import load_case
+    from .variables import summary_line
 
-    case = load_case(args.case, args.overrides)  # every input error surfaces here, before work
     _set_threads(args.threads)
     output = Path(args.output) if args.output else Path(Path(args.case).stem + ".nc")
-    checkpoint = None
-    if args.checkpoint_every is not None or args.resume or args.checkpoint:
-        checkpoint = Path(args.checkpoint) if args.checkpoint else output.with_suffix(".ckpt.npz")
-    if args.resume and not checkpoint.is_file():
-        raise CaseError(f"--resume: checkpoint {str(checkpoint)!r} does not exist")
-    ds = api.run(case, output=output, checkpoint=checkpoint,
-                 checkpoint_every=args.checkpoint_every if args.checkpoint_every is not None
-                 else 600.0, resume=args.resume)
+    _log_to_stderr(args.quiet)
+    ds = api.run(args.case, args.overrides, output=output, checkpoint=args.checkpoint,
+                 checkpoint_every=args.checkpoint_every, resume=args.resume,
+                 keep_checkpoint=args.keep_checkpoint, progress=False if args.quiet else None)
     if not args.quiet:
-        print(f"{case.kind}: wrote {output} ({ds.attrs['wall_time_s']:.3g} s)")
+        print(f"{ds.attrs['model']}: wrote {output} ({ds.attrs['wall_time_s']:.3g} s)")
+        print(f"  result: {summary_line(ds)}")
         for name, var in ds.data_vars.items():
             if var.ndim == 0:
                 print(f"  {name:40s} {float(var):12.5g} {var.attrs.get('units', '')}")

@@ -2,8 +2,8 @@
 
 Every time-dependent model (drift-diffusion, film stress, deposition) advances its state with
 :func:`integrate`. The engine is model-agnostic: it chooses step sizes, forms the BDF
-combination of past states, estimates the local error, locates events, writes checkpoints and
-turns SIGTERM into a clean stop. The model solves each implicit stage itself (Newton in Numba)
+combination of past states, estimates the local error, locates events and hands its state to
+checkpoints. The model solves each implicit stage itself (Newton in Numba)
 through the :class:`ImplicitProblem` protocol.
 
 Implicit-equation convention
@@ -84,8 +84,8 @@ balance the discrete inventory; :meth:`Trajectory.integrate_series` applies the 
 :meth:`Trajectory.quadrature_weights` returns ``w_n``. Both are exact for every step sequence,
 events and restarts included, to rounding and the model's Newton tolerance.
 
-Events, checkpoints, SIGTERM
-----------------------------
+Events and checkpoints
+----------------------
 An event fires when a component of ``problem.event_functions(t, y)`` changes sign within an
 accepted step; the step is re-solved with shorter ``dt`` (Illinois regula falsi on the step
 length) until the crossing is bracketed within ``event_tolerance``; integration stops at the
@@ -98,9 +98,9 @@ last three states and their times (BDF history and step sizes), the controller s
 trajectory (and the stored states) and the model's own dict (``problem.checkpoint_state()``:
 protocol position, RNG counters). ``integrate(..., resume_from=path)`` continues from it and
 performs the same floating-point operations in the same order as an uninterrupted run, so it
-ends at the bitwise-identical state. While a checkpointer is given (or inside
-:func:`catch_sigterm`), SIGTERM sets a flag; at the next accepted step the integrator writes a
-checkpoint and raises :class:`Interrupted`.
+ends at the bitwise-identical state. Signals are not the integrator's business: a protocol
+run passes ``step_hook``, through which :mod:`fastnai.runner` takes the engine state into its
+own checkpoints and stops the run on SIGTERM (:mod:`fastnai.lifecycle`).
 """
 
 from __future__ import annotations
@@ -108,34 +108,25 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import sys
-import tempfile
-import threading
 import time
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import ConvergenceError, FastnaiError, Interrupted
+from .errors import ConvergenceError, FastnaiError
 
 __all__ = [
     "Checkpointer",
     "ControllerState",
     "EventRecord",
     "ImplicitProblem",
-    "Interrupted",
     "StepControl",
-    "SigtermFlag",
     "StepStats",
     "Trajectory",
-    "active_sigterm_flag",
-    "catch_sigterm",
     "integrate",
     "read_checkpoint",
 ]
@@ -463,29 +454,19 @@ class Checkpointer:
         return time.monotonic() - self._last >= self.every_seconds
 
     def write(self, payload: dict[str, np.ndarray]) -> Path:
-        """Write ``payload`` (name -> array) atomically to :attr:`path`."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write ``payload`` (name -> array) atomically to :attr:`path` (:mod:`fastnai.io`)."""
+        from .io import write_checkpoint
+
+        write_checkpoint(self.path, payload, meta={"writer": CHECKPOINT_FORMAT})
         self.n_written += 1
         self._last = time.monotonic()
         return self.path
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`integrate` into a plain dict.
+    """Read a checkpoint written by a :class:`Checkpointer` into a plain dict.
 
-    Models call this before resuming to find their protocol position: their own entries are
-    under ``state["model"]``. 0-d arrays come back as numpy scalars (strings as ``str``).
+    0-d arrays come back as numpy scalars (strings as ``str``).
 
     Parameters
     ----------
@@ -501,81 +482,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     --------
     See :class:`Checkpointer`.
     """
-    path = Path(path)
+    from .io import read_checkpoint as read
+
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            raw = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FastnaiError(f"cannot read checkpoint {path}: {exc}") from exc
+        raw, meta = read(path)
+    except FastnaiError as exc:
+        raise FastnaiError(str(exc)) from exc
     fmt = str(raw.get("format", ""))
-    if fmt != CHECKPOINT_FORMAT:
+    if fmt != CHECKPOINT_FORMAT or meta.get("writer") != CHECKPOINT_FORMAT:
         raise FastnaiError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format {fmt!r})")
     out: dict[str, Any] = {"model": {}}
-    for name, arr in raw.items():
-        value = arr[()] if arr.ndim == 0 else arr
-        if isinstance(value, np.str_):
-            value = str(value)
+    for name, value in raw.items():
         if name.startswith(_MODEL_PREFIX):
             out["model"][name[len(_MODEL_PREFIX):]] = value
         else:
             out[name] = value
     return out
-
-
-class SigtermFlag:
-    """Set by the SIGTERM handler of :func:`catch_sigterm`; read by the integrator."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-
-_ACTIVE_FLAGS: list[SigtermFlag] = []
-
-
-def active_sigterm_flag() -> SigtermFlag | None:
-    """The flag of the innermost active :func:`catch_sigterm`, or None."""
-    return _ACTIVE_FLAGS[-1] if _ACTIVE_FLAGS else None
-
-
-@contextmanager
-def catch_sigterm() -> Iterator[SigtermFlag]:
-    """Turn SIGTERM into a flag for the duration of the block; restore the old handler after.
-
-    Nested blocks share the outer flag, so a signal that arrives between two :func:`integrate`
-    calls of one run is not lost. Outside the main thread (where Python cannot install signal
-    handlers) the flag is the outer one or a flag that is never set.
-
-    Examples
-    --------
-    >>> import os, signal
-    >>> before = signal.getsignal(signal.SIGTERM)
-    >>> with catch_sigterm() as flag:
-    ...     os.kill(os.getpid(), signal.SIGTERM)
-    ...     flag.requested
-    True
-    >>> signal.getsignal(signal.SIGTERM) is before
-    True
-    """
-    outer = active_sigterm_flag()
-    if outer is not None:
-        yield outer
-        return
-    flag = SigtermFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag.requested = True
-
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, handler)
-    _ACTIVE_FLAGS.append(flag)
-    try:
-        yield flag
-    finally:
-        _ACTIVE_FLAGS.remove(flag)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,8 +654,11 @@ class _Integrator:
                 out[_MODEL_PREFIX + k] = arr
         return out
 
-    def restore(self, path: Path) -> None:
-        state = read_checkpoint(path)
+    def restore(self, source: Path | Mapping) -> None:
+        if isinstance(source, Mapping):
+            state, path = dict(source), "(runner state)"
+        else:
+            state, path = read_checkpoint(source), source
         expected = {**{"setting_" + k: v for k, v in asdict(self.s).items()},
                     **{"control_" + k: v for k, v in asdict(self.control).items()}}
         for key, v in expected.items():
@@ -761,7 +686,7 @@ class _Integrator:
         if self.s.store_states:
             self.rec_y = list(np.array(state["rec_y"]))
         load = getattr(self.problem, "restore_state", None)
-        if state["model"]:
+        if state.get("model"):
             if load is None:
                 raise FastnaiError(f"checkpoint {path} holds model state but the problem has no "
                                    "restore_state()")
@@ -1036,6 +961,7 @@ def integrate(
     resume_from: str | os.PathLike | None = None,
     progress: bool | Callable[[float, StepStats], None] | None = None,
     progress_interval: float = 5.0,
+    step_hook: Callable[[Callable[[], dict]], None] | None = None,
 ) -> Trajectory:
     """Advance ``problem`` from ``t0`` to ``t_end`` (or to the first event) with implicit BDF steps.
 
@@ -1072,15 +998,20 @@ def integrate(
         Keep every accepted state in the trajectory (and in checkpoints). For large problems
         set False and record outputs in ``problem.on_accept``.
     checkpoint
-        Write checkpoints with this :class:`Checkpointer`; also turns SIGTERM into a
-        checkpoint and :class:`Interrupted`.
+        Write checkpoints with this :class:`Checkpointer` (a standalone integration; runs
+        of a protocol checkpoint through ``step_hook`` instead).
     resume_from
-        Continue from this checkpoint instead of ``y0`` (the settings must match).
+        Continue from this checkpoint file, or from the engine state a ``step_hook`` was
+        given (as read back), instead of ``y0`` (the settings must match).
     progress
         None: a tqdm bar if stderr is a terminal, else INFO log lines; False: off; a callable
         ``progress(t, stats)``. At most every ``progress_interval`` seconds and at the end.
     progress_interval
         Wall time between progress reports [s].
+    step_hook
+        Called after every accepted step that does not end the integration, with a function
+        that returns the engine's state (for a checkpoint; call it only when needed). The
+        protocol runner handles signals and checkpoints there; what it raises propagates.
 
     Returns
     -------
@@ -1092,8 +1023,6 @@ def integrate(
     ConvergenceError
         ``max_rejections`` consecutive rejected attempts, or a step-size underflow; ``history``
         holds ``(t, dt, err, newton_iterations)`` per failed attempt.
-    Interrupted
-        SIGTERM arrived; a checkpoint was written first if ``checkpoint`` was given.
 
     Examples
     --------
@@ -1133,32 +1062,25 @@ def integrate(
     engine = _Integrator(problem, settings, control, events)
     dt0 = float(1e-6 * span if dt_initial is None else dt_initial)
     if resume_from is not None:
-        engine.restore(Path(resume_from))
+        engine.restore(resume_from if isinstance(resume_from, Mapping) else Path(resume_from))
     else:
         engine.start(y0, settings.t0, dt0)
     if checkpoint is not None:
         checkpoint.restart_clock()
-        guard = catch_sigterm()
-    else:
-        guard = nullcontext(active_sigterm_flag())
     reporter = _Progress(progress, settings.t0, settings.t_end, progress_interval)
     try:
-        with guard as flag:
-            if engine.hist_t[0] >= settings.t_end:
-                engine.status = "finished"
-            while engine.status == "running":
-                n_before = engine.stats.n_steps
-                engine.step()
-                if engine.stats.n_steps == n_before or engine.status != "running":
-                    continue
-                reporter(engine.hist_t[0], engine.stats, engine.dt_next)
-                stop = flag is not None and flag.requested
-                if checkpoint is not None and (stop or checkpoint.due()):
-                    checkpoint.write(engine.payload())
-                if stop:
-                    where = f"checkpoint written to {checkpoint.path}" if checkpoint else "no checkpoint"
-                    raise Interrupted(f"SIGTERM: stopped at t = {engine.hist_t[0]:.9g} s; {where}",
-                                      checkpoint.path if checkpoint else None, engine.hist_t[0])
+        if engine.hist_t[0] >= settings.t_end:
+            engine.status = "finished"
+        while engine.status == "running":
+            n_before = engine.stats.n_steps
+            engine.step()
+            if engine.stats.n_steps == n_before or engine.status != "running":
+                continue
+            reporter(engine.hist_t[0], engine.stats, engine.dt_next)
+            if checkpoint is not None and checkpoint.due():
+                checkpoint.write(engine.payload())
+            if step_hook is not None:
+                step_hook(engine.payload)
         reporter(engine.hist_t[0], engine.stats, engine.dt_next, final=True)
     finally:
         reporter.close()

@@ -259,3 +259,38 @@ def non_finite(ds: xr.Dataset) -> list[str]:
     return [name for name, var in ds.data_vars.items()
             if var.dtype.kind == "f" and "nan_means" not in var.attrs
             and not np.all(np.isfinite(var.values))]
+
+
+#: What a user looks at first, per model: (variable, reduction, label).
+SUMMARY = {
+    "band_bending": (("band_bending", "value", "band bending"),
+                     ("interface_field", "value", "interface field"),
+                     ("sheet_electron_density", "value", "sheet density")),
+    "drift_diffusion": (("t", "last", "t"), ("voltage", "last", "final voltage"),
+                        ("specific_capacity", "max", "max capacity"),
+                        ("current_density", "absmax", "peak |current|")),
+    "film_stress": (("max_von_mises", "max", "peak von Mises"),
+                    ("interface_stress", "absmax", "peak |interface stress|"),
+                    ("voltage", "last", "final voltage")),
+    "deposition": (("t", "last", "t"), ("overpotential", "absmax", "peak |overpotential|"),
+                   ("nuclei_count", "last", "nuclei"), ("roughness", "last", "final roughness")),
+}
+
+_REDUCE = {"value": lambda a: a.ravel()[0], "last": lambda a: a.ravel()[-1],
+           "max": np.nanmax, "absmax": lambda a: a.ravel()[np.nanargmax(np.abs(a))]}
+
+
+def summary_line(ds: xr.Dataset) -> str:
+    """One line of the quantities a user looks at first (units from the variables).
+
+    >>> ds = xr.Dataset({"band_bending": ((), 0.98, {"units": "eV"})}, attrs={"model": "band_bending"})
+    >>> summary_line(ds)
+    'band bending 0.98 eV'
+    """
+    parts = []
+    for name, how, label in SUMMARY.get(ds.attrs.get("model", ""), ()):
+        if name not in ds.variables or ds[name].size == 0:
+            continue
+        value = float(_REDUCE[how](np.asarray(ds[name].values, dtype=float)))
+        parts.append(f"{label} {value:.4g} {ds[name].attrs.get('units', '')}".rstrip())
+    return ", ".join(parts) if parts else "(no summary quantities)"

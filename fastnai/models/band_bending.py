@@ -105,6 +105,11 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
 ]}
 
 
+def time_dependent(case) -> bool:
+    """A steady model: no protocol, no checkpoints."""
+    return False
+
+
 def validate(case) -> None:
     """Cross-key checks (raise CaseError before any work)."""
     thickness = case["semiconductor.thickness"]

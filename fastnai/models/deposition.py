@@ -65,20 +65,22 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 from scipy import constants, ndimage
 
 from .. import schema
-from .. import transient as tr
 from .._kernels import counter_rng
 from .._kernels import electrolyte as kel
 from .._kernels import phase_field as kpf
 from ..electrolyte import SpdSolver
-from ..errors import CaseError, ConvergenceError, Interrupted
-from ..variables import make_dataset, non_finite, provenance
+from ..errors import CaseError, ConvergenceError
+from ..lifecycle import Lifecycle
+from ..protocol import compile_protocol
+from ..runner import run_protocol
+from ..variables import make_dataset, provenance
 
 K = schema.Key
 Q = schema.QUANTITY
@@ -92,8 +94,6 @@ _XIA = "10.1039/d2nh00152g"
 _CHEN = "10.1016/j.jpowsour.2015.09.055"
 _SUN = "10.1016/j.jcp.2006.05.025"
 _REF_CURRENT = 5.0  # A m-2: 0.5 mA cm-2, the current of the paper's nucleation overpotentials
-CHECKPOINT_FORMAT = "fastnai.deposition/1"
-TIME_DEPENDENT = True
 PSI_MIN = 1e-4  # electrolyte fraction floor inside the metal (diffuse-domain regularisation)
 C_FLOOR = 1e-9  # concentration floor (relative to c_ref) in logarithms and the BV factor
 # reacting cells reach _TAIL interface widths beyond live metal, where the profile's tail has
@@ -228,6 +228,11 @@ STEP_KEYS: dict[str, dict[str, schema.Key]] = {
                                  doc="rest after each half cycle")},
 }
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
+
+
+def time_dependent(case) -> bool:
+    """Every case of this model runs a protocol in time."""
+    return True
 
 
 def validate(case) -> None:
@@ -422,37 +427,6 @@ class Setup:
     sep_porosity: float
     dilation: int
     dead_reach: int
-    steps: list = field(default_factory=list)
-
-
-def _segments(case) -> list[dict]:
-    """The protocol as plain segments: mode (current / voltage), value, duration."""
-    out = []
-    for k, st in enumerate(case["protocol"]):
-        kind = st["step"]
-        if kind in ("plate", "strip"):
-            sign = -1.0 if kind == "plate" else 1.0
-            j = st["current_density"]
-            dur = st["duration"] if st["duration"] is not None else st["capacity"] / j
-            out.append({"mode": "current", "value": sign * j, "duration": dur, "step": k,
-                        "kind": kind})
-        elif kind == "rest":
-            out.append({"mode": "current", "value": 0.0, "duration": st["duration"], "step": k,
-                        "kind": "rest"})
-        elif kind == "constant_voltage":
-            out.append({"mode": "voltage", "value": st["voltage"], "duration": st["duration"],
-                        "step": k, "kind": kind})
-        else:  # cycle
-            j = st["current_density"]
-            dur = st["capacity"] / j
-            for _ in range(st["cycles"]):
-                for sign, name in ((-1.0, "plate"), (1.0, "strip")):
-                    out.append({"mode": "current", "value": sign * j, "duration": dur, "step": k,
-                                "kind": name})
-                    if st["rest_duration"] > 0.0:
-                        out.append({"mode": "current", "value": 0.0,
-                                    "duration": st["rest_duration"], "step": k, "kind": "rest"})
-    return out
 
 
 def _sites(case, nx: int, nz: int, dx: float):
@@ -504,11 +478,11 @@ def build(case) -> Setup:
     gamma = case["phase_field.surface_energy"]
     j0 = exchange_current(case)
     alpha = case["substrate.transfer_coefficient"]
-    segs = _segments(case)
-    j_ref = max([abs(s["value"]) for s in segs if s["mode"] == "current"] + [j0])
-    for s in segs:
-        if s["mode"] == "voltage":
-            j_ref = max(j_ref, abs(float(bv_current(s["value"], j0, alpha, temp))))
+    segs = compile_protocol(case["protocol"])
+    j_ref = max([abs(sg.value) for sg in segs if sg.control == "current"] + [j0])
+    for sg in segs:
+        if sg.control == "voltage":
+            j_ref = max(j_ref, abs(float(bv_current(sg.value, j0, alpha, temp))))
     if case["phase_field.formulation"] == "profile-preserving":
         mobility = lam * (vm / F) * j_ref / case["phase_field.profile_peclet"]
         formulation = kpf.PROFILE_PRESERVING
@@ -553,8 +527,7 @@ def build(case) -> Setup:
         beta=2.0 * (1.0 - t_plus) / (F / (R * temp)),
         sep_length=case["separator.thickness"], sep_nodes=case["separator.n_nodes"],
         sep_porosity=case["separator.porosity"],
-        dilation=int(math.ceil(_TAIL * lam / dx)), dead_reach=int(math.ceil(2.0 * lam / dx)),
-        steps=segs)
+        dilation=int(math.ceil(_TAIL * lam / dx)), dead_reach=int(math.ceil(2.0 * lam / dx)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1004,139 +977,139 @@ class _Recorder:
         self.next_snapshot = int(state["next_snapshot"])
 
 
-def _read_checkpoint(path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            state = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise CaseError(f"cannot read checkpoint {path}: {exc}") from exc
-    if str(state.get("format", "")) != CHECKPOINT_FORMAT:
-        raise CaseError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
-    return state
+class Stepper:
+    """The explicit time stepper as a :class:`~fastnai.runner.Cell` of the protocol runner.
+
+    Each step: the profile terms, the voltage that carries the applied current (Newton on
+    the balance; a held voltage as it is), the growth and the electrolyte; the step is cut
+    when the front would move more than ``solver.front_courant`` cells or the voltage more
+    than ``2 solver.max_voltage_step``; the next step grows at most ``solver.max_growth``.
+    """
+
+    def __init__(self, case, setup: Setup):
+        self.s = setup
+        self.cell = Cell(case, setup)
+        t_total = sum(seg.duration for seg in compile_protocol(case["protocol"]))
+        snap_times = np.linspace(0.0, t_total, case["output.n_snapshots"] + 1)[1:]
+        self.rec = _Recorder(self.cell, snap_times)
+        self.rec.snapshot()
+        self.rec.record(0.0, 0.0, 0, 0)
+        self.dt_max = case["solver.max_time_step"]
+        self.dt0 = self.dt = case["solver.initial_time_step"]
+        self.courant = case["solver.front_courant"]
+        self.dv_max = case["solver.max_voltage_step"]
+        self.growth = case["solver.max_growth"]
+        self.max_steps = case["solver.max_steps"]
+        self.mode, self.value = "current", 0.0
+
+    @property
+    def t(self) -> float:
+        return self.cell.t
+
+    def voltage(self) -> float:
+        return self.cell.voltage
+
+    def current(self) -> float:
+        return self.rec.series["current_density"][-1]
+
+    def cell_voltage(self, current: float) -> float:
+        return self.cell.cell_voltage(current)[0]
+
+    def equilibrate(self, segment) -> int:
+        raise ValueError("deposition has no equilibrate step")
+
+    def mark_step_start(self) -> None:
+        """Nothing to save: deposition protocols have no CV restarts."""
+
+    def restart_from_step_start(self) -> None:
+        raise ValueError("deposition has no CV step")
+
+    def begin(self, segment, *, t0: float, v_start: float, target: float, resuming: bool) -> None:
+        self.mode = "current" if segment.control == "current" else "voltage"
+        self.value = segment.value
+        self.step = segment.step
+        if not resuming:
+            self.dt = self.dt0
+
+    def advance(self, segment, t_end, after_step, engine, stats) -> bool:
+        cell = self.cell
+        while cell.t < t_end * (1.0 - 1e-13):
+            if stats.n_steps >= self.max_steps:
+                raise ConvergenceError(f"deposition: solver.max_steps = {self.max_steps} reached "
+                                       f"at t = {cell.t:.6g} s", [])
+            self._step(min(self.dt, t_end - cell.t), stats)
+            if cell.t < t_end * (1.0 - 1e-13):
+                after_step(None)
+        return False
+
+    def _step(self, h: float, stats) -> None:
+        cell, s = self.cell, self.s
+        limit_v = self.mode == "current" and s.capacitance > 0.0  # V is a state only with C_dl
+        for _attempt in range(60):
+            v, its, vmax = cell.advance(h, self.mode, self.value)
+            stats.n_newton_iterations += its
+            too_fast = vmax * h > 2.0 * self.courant * s.dx
+            too_big = limit_v and abs(v - cell.voltage) > 2.0 * self.dv_max
+            if not (too_fast or too_big) or h <= 1e-12:
+                break
+            stats.n_rejected_error += 1
+            shrink = 0.5
+            if too_fast:
+                shrink = min(shrink, self.courant * s.dx / (vmax * h))
+            if too_big:
+                shrink = min(shrink, self.dv_max / abs(v - cell.voltage))
+            h *= max(shrink, 0.05)
+        dv = abs(v - cell.voltage)
+        current = cell.commit(h, v)
+        cell.t += h
+        cell.step_index += 1
+        stats.n_steps += 1
+        cell.activate(h)
+        cell.update_mask()
+        cell.v_max = vmax
+        self.rec.record(current, h, its, self.step)
+        nxt = min(self.dt_max, self.growth * h)  # next step: front motion, voltage change, growth
+        if vmax > 0.0:
+            nxt = min(nxt, self.courant * s.dx / vmax)
+        if dv > 0.0 and limit_v:
+            nxt = min(nxt, h * self.dv_max / dv)
+        self.dt = max(nxt, 1e-12)
+
+    def state(self) -> dict:
+        return {"fields": self.cell.checkpoint_state(), "recorder": self.rec.state(),
+                "dt": self.dt}
+
+    def restore(self, state) -> None:
+        self.cell.restore_state(state["fields"])
+        self.rec.restore(state["recorder"])
+        self.dt = float(state["dt"])
 
 
-def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
-             resume: bool = False, progress=None, stop_after_steps: int | None = None) -> Result:
-    """Run the protocol; returns the raw :class:`Result`.
+def simulate(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Result:
+    """Run the protocol through :func:`fastnai.runner.run_protocol`; the raw :class:`Result`.
 
     Parameters
     ----------
-    checkpoint, checkpoint_every, resume
-        Checkpoint file, written every ``checkpoint_every`` s of wall time and on SIGTERM (then
-        :class:`~fastnai.errors.Interrupted` is raised); ``resume`` continues from it to the
-        same bits as an uninterrupted run.
+    lifecycle
+        Signals, checkpoints and resume (:class:`~fastnai.lifecycle.Lifecycle`); default none.
     progress
-        None: a bar on a terminal, log lines otherwise; False: silent; or a callable.
-    stop_after_steps
-        Write a checkpoint and raise :class:`~fastnai.errors.Interrupted` after this many steps
-        (for tests of the resume path).
+        Without ``lifecycle``: None a bar on a terminal / log lines in batch, False silent.
     """
     start = time.perf_counter()
+    life = Lifecycle(case, progress=progress) if lifecycle is None else lifecycle
     setup = build(case)
-    cell = Cell(case, setup)
-    segs = setup.steps
-    t_total = sum(sg["duration"] for sg in segs)
-    n_snap = case["output.n_snapshots"]
-    snap_times = np.linspace(0.0, t_total, n_snap + 1)[1:]
-    rec = _Recorder(cell, snap_times)
-    dt_max = case["solver.max_time_step"]
-    dt0 = case["solver.initial_time_step"]
-    courant = case["solver.front_courant"]
-    dv_max = case["solver.max_voltage_step"]
-    growth = case["solver.max_growth"]
-    max_steps = case["solver.max_steps"]
-    stats = {"n_steps": 0, "n_rejected": 0, "n_newton_iterations": 0}
-    seg_index, seg_t0, dt = 0, 0.0, dt0
-    if resume:
-        if checkpoint is None:
-            raise CaseError("resume needs a checkpoint file")
-        state = _read_checkpoint(checkpoint)
-        cell.restore_state(state)
-        rec.restore(state)
-        seg_index, seg_t0, dt = int(state["seg_index"]), float(state["seg_t0"]), float(state["dt"])
-        stats = {k: int(state[f"stats_{k}"]) for k in stats}
-    else:
-        rec.snapshot()
-        rec.record(0.0, 0.0, 0, segs[0]["step"])
-    ckpt = tr.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
-
-    def write_checkpoint():
-        payload = {"format": np.asarray(CHECKPOINT_FORMAT), "seg_index": np.int64(seg_index),
-                   "seg_t0": np.float64(seg_t0), "dt": np.float64(dt),
-                   **{f"stats_{k}": np.int64(v) for k, v in stats.items()},
-                   **cell.checkpoint_state(), **rec.state()}
-        return ckpt.write(payload)
-
-    bar = tr._Progress(progress, 0.0, t_total, 2.0)
-    run_stats = tr.StepStats()
-    steps_this_call = 0
-    with tr.catch_sigterm() as flag:
-        while seg_index < len(segs):
-            seg = segs[seg_index]
-            t_end = seg_t0 + seg["duration"]
-            while cell.t < t_end * (1.0 - 1e-13):
-                if stats["n_steps"] >= max_steps:
-                    raise ConvergenceError(f"deposition: solver.max_steps = {max_steps} reached at "
-                                           f"t = {cell.t:.6g} s", [])
-                if flag.requested or (stop_after_steps is not None
-                                      and steps_this_call >= stop_after_steps):
-                    path = write_checkpoint() if ckpt is not None else None
-                    raise Interrupted("deposition interrupted"
-                                      + (f"; checkpoint written to {path}" if path else ""),
-                                      path, cell.t)
-                h = min(dt, t_end - cell.t)
-                for _attempt in range(60):
-                    v, its, vmax = cell.advance(h, seg["mode"], seg["value"])
-                    stats["n_newton_iterations"] += its
-                    too_fast = vmax * h > 2.0 * courant * setup.dx
-                    # V is a state only through the double layer: without one it is algebraic
-                    limit_v = seg["mode"] == "current" and setup.capacitance > 0.0
-                    too_big = limit_v and abs(v - cell.voltage) > 2.0 * dv_max
-                    if (too_fast or too_big) and h > 1e-12:
-                        stats["n_rejected"] += 1
-                        shrink = 0.5
-                        if too_fast:
-                            shrink = min(shrink, courant * setup.dx / (vmax * h))
-                        if too_big:
-                            shrink = min(shrink, dv_max / abs(v - cell.voltage))
-                        h *= max(shrink, 0.05)
-                        continue
-                    break
-                dv = abs(v - cell.voltage)
-                current = cell.commit(h, v)
-                cell.t += h
-                cell.step_index += 1
-                stats["n_steps"] += 1
-                steps_this_call += 1
-                cell.activate(h)
-                cell.update_mask()
-                cell.v_max = vmax
-                rec.record(current, h, its, seg["step"])
-                # next step: front motion, voltage change, growth and cap
-                nxt = min(dt_max, growth * h)
-                if vmax > 0.0:
-                    nxt = min(nxt, courant * setup.dx / vmax)
-                if dv > 0.0 and limit_v:
-                    nxt = min(nxt, h * dv_max / dv)
-                dt = max(nxt, 1e-12)
-                run_stats.n_steps = stats["n_steps"]
-                run_stats.n_rejected_error = stats["n_rejected"]
-                bar(cell.t, run_stats, h)
-                if ckpt is not None and ckpt.due():
-                    write_checkpoint()
-            seg_index += 1
-            seg_t0 = t_end
-            dt = dt0
-    bar(cell.t, run_stats, dt, final=True)
-    bar.close()
+    stepper = Stepper(case, setup)
+    stats = run_protocol(stepper, compile_protocol(case["protocol"]), life)
+    cell, rec = stepper.cell, stepper.rec
     if not rec.snap_t or rec.snap_t[-1] < cell.t:
         rec.snapshot()
-    stats["n_salt_iterations"] = cell.salt.n_iterations
-    stats["n_potential_iterations"] = cell.potential.n_iterations
-    stats["n_amg_builds"] = cell.salt.n_builds + cell.potential.n_builds
+    extra = {"n_salt_iterations": cell.salt.n_iterations,
+             "n_potential_iterations": cell.potential.n_iterations,
+             "n_amg_builds": cell.salt.n_builds + cell.potential.n_builds}
     series = {k: np.asarray(v) for k, v in rec.series.items()}
     snaps = {k: np.asarray(v) for k, v in rec.snaps.items()}
-    return Result(setup, series, np.asarray(rec.snap_t), snaps, cell.site_time.copy(), stats,
+    return Result(setup, series, np.asarray(rec.snap_t), snaps, cell.site_time.copy(),
+                  {**stats.as_attrs(), **{f"solver_{k}": v for k, v in extra.items()}},
                   time.perf_counter() - start)
 
 
@@ -1168,7 +1141,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         coords["depth"] = (np.arange(s.nz) + 0.5) * s.dx
         data["site_position_depth"] = s.site_position_depth
         data["active_site_areal_density"] = data.pop("active_site_density")
-    stats = {f"solver_{k}": v for k, v in result.stats.items()}
+    stats = result.stats
     attrs = provenance("deposition", case.to_toml(), case.references(), result.wall_time_s, stats)
     attrs["contact_angle_basis"] = case["substrate.contact_angle_model"]
     attrs["potential_convention"] = (
@@ -1181,13 +1154,6 @@ def to_dataset(case, result: Result) -> xr.Dataset:
     return ds
 
 
-def run(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
-        resume: bool = False, progress=None) -> xr.Dataset:
-    """Run the case and return its Dataset (checked finite)."""
-    result = simulate(case, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                      resume=resume, progress=progress)
-    ds = to_dataset(case, result)
-    bad = non_finite(ds)
-    if bad:
-        raise ConvergenceError(f"deposition: non-finite {', '.join(bad)} in the result", [])
-    return ds
+def run(case, *, lifecycle: Lifecycle | None = None, progress=None) -> xr.Dataset:
+    """Run the case and return its Dataset."""
+    return to_dataset(case, simulate(case, lifecycle=lifecycle, progress=progress))

@@ -42,8 +42,11 @@ from .. import transient as tr
 from .._kernels import drift_diffusion as kdd
 from .._kernels import poisson
 from ..errors import CaseError, ConvergenceError
+from ..lifecycle import Lifecycle
 from ..mesh import graded_mesh
-from ..variables import make_dataset, non_finite, provenance
+from ..protocol import compile_protocol
+from ..runner import SolverStats, run_protocol
+from ..variables import make_dataset, provenance
 from . import band_bending as bb
 
 K = schema.Key
@@ -51,7 +54,6 @@ Q = schema.QUANTITY
 _CAI = "doi:10.1002/smll.202200694"
 _BAZANT = "10.1021/ar300145c"
 
-TIME_DEPENDENT = True
 
 GEOMETRIES = ("separated", "co-located", "sphere", "core-shell")
 
@@ -142,9 +144,9 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="hopping barrier inside the layers (default: the bulk's)"),
     K("structure.layer_donor_density", Q, None, "m^-3", 0.0, 1e29,
       doc="donor density inside the layers (default: the bulk's)"),
-    K("mesh.n_nodes", schema.INTEGER, 300, None, 5, 2_000_000,
-      doc="nodes per particle or slab, at most one per mesh.min_spacing (fewer are used when the "
-          "domain is short)"),
+    K("mesh.n_nodes", schema.INTEGER, None, None, 5, 2_000_000,
+      doc="nodes per particle or slab, at most one per mesh.min_spacing (default: 300, or the "
+          "most that fit when the domain is shorter; asking for more than fit is an error)"),
     K("mesh.min_spacing", Q, None, "m", 1e-14, 1e-2,
       doc="first cell at the contact; default the hop distance, where the Na+ flux is exact "
           "lattice hopping (finer cells resolve electrons but the continuum ion flux is not valid "
@@ -178,11 +180,23 @@ STEP_KEYS["potential_step"] = STEP_KEYS["constant_voltage"]
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
 
 
+def time_dependent(case) -> bool:
+    """Every case of this model runs a protocol in time."""
+    return True
+
+
 def validate(case) -> None:
     """Cross-key checks (raise CaseError before any work)."""
-    n_total = case["mesh.n_nodes"] * case["mesh.refinement"] * case["ensemble.n_particles"]
+    requested, allowed = case["mesh.n_nodes"], max_nodes(case)
+    if requested is not None and requested > allowed:
+        h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
+        raise CaseError(f"mesh.n_nodes = {requested}: at most {allowed} nodes fit, one per "
+                        f"mesh.min_spacing = {h0:.4g} m (default: the hop distance) over the "
+                        f"shortest domain; ask for <= {allowed} nodes, a smaller min_spacing, or "
+                        "mesh.refinement to split cells")
+    n_total = base_nodes(case) * case["mesh.refinement"] * case["ensemble.n_particles"]
     if n_total > 20_000_000:
-        raise CaseError(f"mesh.n_nodes * mesh.refinement * ensemble.n_particles = {n_total}: "
+        raise CaseError(f"nodes * mesh.refinement * ensemble.n_particles = {n_total}: "
                         "expected at most 2e7 nodes")
     geometry = case["model.geometry"]
     vt = constants.k * case["model.temperature"] / constants.e
@@ -203,6 +217,10 @@ def validate(case) -> None:
         if geometry == "core-shell" and lo <= case["contact.radius"]:
             raise CaseError("ensemble.radius_min must exceed contact.radius (the metal core)")
     steps = case["protocol"]
+    if not steps:
+        raise CaseError("a drift_diffusion case needs at least one [[protocol]] step (equilibrate, "
+                        "rest, constant_current, constant_voltage, potential_step, cv or gitt); "
+                        "the run starts in equilibrium at initial.voltage")
     kinds = [s["step"] for s in steps]
     if "cv" in kinds and any(k not in ("cv", "equilibrate", "rest") for k in kinds):
         raise CaseError("a cv step can be combined only with equilibrate and rest steps "
@@ -286,16 +304,26 @@ def min_spacing(case, length: float) -> float:
     return min(h0, length / (base_nodes(case) - 1))
 
 
-def base_nodes(case) -> int:
-    """Base nodes per particle: mesh.n_nodes, but never so many that a cell is finer than
-    mesh.min_spacing (default one hop; the shortest domain of an ensemble decides)."""
+DEFAULT_NODES = 300
+
+
+def max_nodes(case) -> int:
+    """Most base nodes per particle: one cell per mesh.min_spacing (default one hop) over the
+    shortest domain (of an ensemble: the smallest particle)."""
     h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
     core = case["contact.radius"] if case["model.geometry"] == "core-shell" else 0.0
     if case["ensemble.n_particles"] > 1:
         shortest = case["ensemble.radius_min"] - core
     else:
         shortest = case["semiconductor.thickness"]
-    return max(3, min(case["mesh.n_nodes"], int(shortest / h0 * (1 + 1e-9)) + 1))
+    return max(3, int(shortest / h0 * (1 + 1e-9)) + 1)
+
+
+def base_nodes(case) -> int:
+    """Base nodes per particle: mesh.n_nodes (validated <= :func:`max_nodes`), or by default
+    DEFAULT_NODES capped at :func:`max_nodes`."""
+    requested = case["mesh.n_nodes"]
+    return min(DEFAULT_NODES if requested is None else requested, max_nodes(case))
 
 
 def build(case) -> Setup:
@@ -478,7 +506,8 @@ class Control:
 
 
 class Cell:
-    """The electrode as an :class:`~fastnai.transient.ImplicitProblem`.
+    """The electrode: an :class:`~fastnai.transient.ImplicitProblem` for each segment, and a
+    :class:`~fastnai.runner.Cell` for the protocol runner.
 
     State vector: (P, n, 3) conserved fields (psi [V], c [m-3], e = n + n_t [m-3]) flattened,
     then the electrode voltage V [V].
@@ -493,9 +522,106 @@ class Cell:
         self.tol = case["solver.newton_tolerance"]
         self.max_iter = case["solver.max_iterations"]
         self.series_resistance = case["electrode.series_resistance"]
+        self.rtol = case["solver.rtol"]
+        self.dv_max = case["solver.max_voltage_step"]
         self.n_unknowns = setup.n_particles * setup.n_nodes * 3 + 1
         self.shape = (setup.n_particles, setup.n_nodes, 3)
         self._hist = np.zeros(self.shape)
+        # runner state: the last accepted state and time, the step's start, the first state
+        self.t = 0.0
+        self.y: np.ndarray | None = None
+        self.y_step_start: np.ndarray | None = None
+        self.y_initial: np.ndarray | None = None
+        self.cv_start: float | None = None
+        self.segment_t0 = 0.0
+        self.max_step: float | None = None
+        self.trajectories: list = []
+
+    # -- fastnai.runner.Cell ------------------------------------------------------------------
+    def voltage(self) -> float:
+        return self.setup.case["initial.voltage"] if self.y is None else float(self.y[-1])
+
+    def current(self) -> float:
+        """Current density now (anodic positive) [A m-2 of electrolyte interface]."""
+        rec = self.recorder
+        return rec.current[-1] / float(np.sum(self.setup.electrolyte_area)) if rec.current else 0.0
+
+    def cell_voltage(self, current: float) -> float:
+        return self.cell_voltage_of(self.y, current)
+
+    def equilibrate(self, segment) -> int:
+        self._enter(segment)
+        guess = None if self.y is None else self.y[:-1].reshape(self.shape)
+        state, its = equilibrium(self.setup, segment.value, guess,
+                                 guess_voltage=None if self.y is None else float(self.y[-1]))
+        self.y = np.concatenate((state.ravel(), [segment.value]))
+        if self.y_initial is None:
+            self.y_initial = state.copy()
+        self.recorder.record(self, self.t, self.y)
+        return its
+
+    def mark_step_start(self) -> None:
+        if self.y is not None:
+            self.y_step_start = self.y.copy()
+
+    def restart_from_step_start(self) -> None:
+        if self.y_step_start is not None:
+            if self.cv_start is None:
+                self.cv_start = float(self.y_step_start[-1])
+            self.y = self.y_step_start.copy()
+
+    def _enter(self, segment) -> None:
+        self.recorder.segment_index = segment.index
+        self.recorder.step_index = segment.step
+
+    def begin(self, segment, *, t0: float, v_start: float, target: float, resuming: bool) -> None:
+        self._enter(segment)
+        self.segment_t0 = t0
+        self.max_step = None
+        if segment.control == "sweep":
+            rate = math.copysign(segment.rate, target - v_start)
+            self.control = Control("potentiostatic", v0=v_start, rate=rate, t0=t0)
+            self.max_step = self.dv_max / segment.rate
+        elif segment.control == "voltage":
+            self.control = Control("potentiostatic", v0=segment.value, t0=t0)
+        else:
+            self.control = Control("galvanostatic", current=segment.value, cutoff=segment.cutoff)
+        if not resuming:
+            self.y = self.y.copy()
+            if self.control.mode == "potentiostatic":
+                self.y[-1] = self.voltage_at(t0)
+            self.recorder.record(self, t0, self.y)  # the segment's first state (a jump for a step)
+
+    def advance(self, segment, t_end, after_step, engine, stats) -> bool:
+        duration = t_end - self.segment_t0
+        traj = tr.integrate(self, self.y, self.segment_t0, t_end, rtol=self.rtol,
+                            dt_initial=duration * 1e-6, max_step=self.max_step,
+                            store_states=False, resume_from=engine, progress=False,
+                            step_hook=after_step)
+        self.trajectories.append((segment.index, traj))
+        stats.add(traj.stats)
+        self.y, self.t = traj.y_final, traj.t_final
+        return traj.status == "event"
+
+    def state(self) -> dict:
+        def arr(a):
+            return np.zeros(0) if a is None else np.asarray(a)
+
+        return {"recorder": self.recorder.checkpoint_state(), "t": self.t, "y": arr(self.y),
+                "y_step_start": arr(self.y_step_start),
+                "y_initial": arr(None if self.y_initial is None else self.y_initial.ravel()),
+                "cv_start": math.nan if self.cv_start is None else self.cv_start}
+
+    def restore(self, state) -> None:
+        def opt(a):
+            return np.array(a) if np.size(a) else None
+
+        self.recorder.restore_state(state["recorder"])
+        self.t = float(state["t"])
+        self.y, self.y_step_start = opt(state["y"]), opt(state["y_step_start"])
+        y0 = opt(state["y_initial"])
+        self.y_initial = None if y0 is None else y0.reshape(self.shape)
+        self.cv_start = float(state["cv_start"]) if np.isfinite(state["cv_start"]) else None
 
     # -- ImplicitProblem ---------------------------------------------------------------------
     def voltage_at(self, t: float) -> float:
@@ -544,7 +670,7 @@ class Cell:
         w[-1] = rtol * (abs(y[-1]) + 1.0)
         return w
 
-    def cell_voltage(self, y, current: float) -> float:
+    def cell_voltage_of(self, y, current: float) -> float:
         """V_cell = V + j R_s (j per electrolyte area, anodic positive)."""
         return float(y[-1]) + self.series_resistance * current / float(np.sum(
             self.setup.electrolyte_area))
@@ -553,16 +679,11 @@ class Cell:
         c = self.control
         if c.mode != "galvanostatic" or c.cutoff is None:
             return np.zeros(0)
-        return np.array([self.cell_voltage(y, c.current) - c.cutoff])
+        return np.array([self.cell_voltage_of(y, c.current) - c.cutoff])
 
     def on_accept(self, t, y):
+        self.t = t
         self.recorder.record(self, t, y)
-
-    def checkpoint_state(self):
-        return self.recorder.checkpoint_state()
-
-    def restore_state(self, state):
-        self.recorder.restore_state(state)
 
     # -- diagnostics --------------------------------------------------------------------------
     def flows(self, y: np.ndarray) -> np.ndarray:
@@ -611,7 +732,7 @@ class Recorder:
         total = float(np.sum(flows))
         self.t.append(float(t))
         self.voltage.append(float(y[-1]))
-        self.cell_voltage.append(cell.cell_voltage(y, total))
+        self.cell_voltage.append(cell.cell_voltage_of(y, total))
         self.current.append(total)
         self.inventory.append(cell.inventory(y))
         self.step.append(self.step_index)
@@ -800,60 +921,6 @@ def _local_ell(s: Setup, p: int, psi: np.ndarray, voltage: float) -> np.ndarray:
 
 
 @dataclass
-class Segment:
-    """One integration (or an instantaneous equilibrium) of the compiled protocol."""
-
-    step_index: int
-    kind: str  # "equilibrate", "potentiostatic", "galvanostatic"
-    duration: float = 0.0
-    voltage: float | None = None  # equilibrate / hold voltage; sweep start is the state's V
-    rate: float = 0.0  # sweep rate [V/s]
-    current: float = 0.0  # galvanostatic, total A_s j (anodic positive)
-    cutoff: float | None = None
-    restart_from_step_start: bool = False  # CV: every scan rate starts from the same state
-    scan_index: int = -1  # CV scan-rate index
-    stops_step: bool = False  # galvanostatic: reaching the cutoff ends the whole step (GITT)
-
-
-def compile_protocol(case, setup: Setup) -> list[Segment]:
-    """The case's protocol as a flat list of segments (deterministic: checkpoints index it)."""
-    out: list[Segment] = [Segment(-1, "equilibrate", voltage=case["initial.voltage"])]
-    sign = {"discharge": -1.0, "charge": 1.0}
-    for k, st in enumerate(case["protocol"]):
-        kind = st["step"]
-        if kind == "equilibrate":
-            out.append(Segment(k, "equilibrate", voltage=st["voltage"]))
-        elif kind == "rest":
-            out.append(Segment(k, "galvanostatic", duration=st["duration"], current=0.0))
-        elif kind in ("constant_voltage", "potential_step"):
-            out.append(Segment(k, "potentiostatic", duration=st["duration"], voltage=st["voltage"]))
-        elif kind == "constant_current":
-            duration = st["max_duration"] or 1.5 * 3600.0 / st["c_rate"]
-            out.append(Segment(k, "galvanostatic", duration=duration,
-                               current=sign[st["direction"]] * st["c_rate"] * setup.one_c_current,
-                               cutoff=st["cutoff_voltage"], stops_step=True))
-        elif kind == "gitt":
-            current = sign[st["direction"]] * st["c_rate"] * setup.one_c_current
-            for _ in range(st["n_pulses"]):
-                out.append(Segment(k, "galvanostatic", duration=st["pulse_duration"], current=current,
-                                   cutoff=st["cutoff_voltage"], stops_step=True))
-                out.append(Segment(k, "galvanostatic", duration=st["rest_duration"], current=0.0))
-        elif kind == "cv":
-            lo, hi = st["lower_voltage"], st["upper_voltage"]
-            first = st["first"]
-            for j, rate in enumerate(st["scan_rates"]):
-                vertices = [lo, hi] if first == "cathodic" else [hi, lo]
-                path = vertices * st["cycles"]
-                for m, target in enumerate(path):
-                    out.append(Segment(k, "potentiostatic", voltage=target, rate=rate,
-                                       restart_from_step_start=(m == 0), scan_index=j))
-                # back to the start voltage is the last vertex's mirror: a full cycle ends at
-                # the opposite vertex and returns; the start voltage is reached by a final sweep
-                out.append(Segment(k, "potentiostatic", voltage=None, rate=rate, scan_index=j))
-    return out
-
-
-@dataclass
 class Result:
     """Everything :func:`simulate` produced (arrays; :func:`to_dataset` wraps them)."""
 
@@ -861,154 +928,35 @@ class Result:
     recorder: Recorder
     y_initial: np.ndarray
     y_final: np.ndarray
-    segments: list
-    trajectories: list  # (segment index, Trajectory) of the integrated segments
-    stats: tr.StepStats
-    equilibrium_iterations: int
+    segments: list  # the compiled protocol (fastnai.protocol.Segment)
+    trajectories: list  # (segment index, Trajectory) of the segments integrated by this call
+    stats: SolverStats
     cv_start_voltage: float | None
     wall_time_s: float
 
 
-_STAT_NAMES = ("n_steps", "n_rejected_error", "n_rejected_newton", "n_solves",
-               "n_newton_iterations", "n_event_solves")
-
-
-def simulate(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
-             resume: bool = False, progress=None) -> Result:
-    """Run the case's protocol and return the raw :class:`Result`.
+def simulate(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Result:
+    """Run the case's protocol through :func:`fastnai.runner.run_protocol`.
 
     Parameters
     ----------
     case
         A validated drift_diffusion case.
-    checkpoint
-        Checkpoint file; written every ``checkpoint_every`` seconds of wall time and on SIGTERM
-        (then :class:`~fastnai.errors.Interrupted` is raised).
-    resume
-        Continue from ``checkpoint`` (same case); the result equals an uninterrupted run's
-        (states, series and counters; ``Result.trajectories`` holds only the segments run
-        after the resume).
+    lifecycle
+        Signals, checkpoints and resume of the run (:class:`~fastnai.lifecycle.Lifecycle`);
+        default: none of them, progress as ``progress`` says.
     progress
-        Passed to :func:`fastnai.transient.integrate` (None: bar on a terminal, log lines in batch).
+        Without ``lifecycle``: None a bar on a terminal / log lines in batch, False silent.
     """
     start = time.perf_counter()
+    life = Lifecycle(case, progress=progress) if lifecycle is None else lifecycle
     setup = build(case)
-    recorder = Recorder(case["output.max_profiles"])
-    cell = Cell(setup, recorder)
-    segments = compile_protocol(case, setup)
-    rtol = case["solver.rtol"]
-    dv_max = case["solver.max_voltage_step"]
-    stats = tr.StepStats()
-    trajectories = []
-    eq_its = 0
-    shape = cell.shape
-    first_segment = 0
-    resume_path = None
-    y = None
-    t = 0.0
-    y_step_start = None
-    y0_initial = None
-    skip_step = -2
-    cv_start = None
-    if resume:
-        if checkpoint is None:
-            raise CaseError("resume needs a checkpoint file")
-        state = tr.read_checkpoint(checkpoint)
-        recorder.restore_state(state["model"])
-        model = state["model"]
-        first_segment = int(model["segment_index"])
-        y0_initial = np.array(model["y_initial"]).reshape(shape)
-        y_step_start = np.array(model["y_step_start"]) if model["y_step_start"].size else None
-        cv_start = float(model["cv_start"]) if np.isfinite(model["cv_start"]) else None
-        eq_its = int(model["equilibrium_iterations"])
-        for name in _STAT_NAMES:
-            setattr(stats, name, int(model["stats_" + name]))
-        resume_path = checkpoint
-        y = np.array(model["segment_y0"])
-        t = float(model["segment_t0"])
-
-    ckpt = tr.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
-
-    seg_start = {"t": 0.0, "y": np.zeros(0)}
-
-    def extra_state():
-        return {"segment_t0": seg_start["t"], "segment_y0": seg_start["y"],
-                "y_initial": y0_initial.ravel(),
-                "y_step_start": y_step_start if y_step_start is not None else np.zeros(0),
-                "cv_start": cv_start if cv_start is not None else math.nan,
-                "equilibrium_iterations": eq_its,
-                **{"stats_" + name: getattr(stats, name) for name in _STAT_NAMES}}
-
-    cell.checkpoint_state = lambda: {**recorder.checkpoint_state(), **extra_state()}
-    # on resume the checkpointed segment's step is under way: its start state is restored, not new
-    current_step = segments[first_segment].step_index if resume else None
-    for index in range(first_segment, len(segments)):
-        seg = segments[index]
-        recorder.segment_index = index
-        recorder.step_index = seg.step_index
-        if seg.step_index == skip_step:
-            continue
-        if seg.step_index != current_step and resume_path is None:
-            current_step = seg.step_index
-            if y is not None:
-                y_step_start = y.copy()
-        if seg.kind == "equilibrate":
-            guess = None if y is None else y[:-1].reshape(shape)
-            state_eq, its = equilibrium(setup, seg.voltage, guess,
-                                        guess_voltage=None if y is None else float(y[-1]))
-            eq_its += its
-            y = np.concatenate((state_eq.ravel(), [seg.voltage]))
-            if y0_initial is None:
-                y0_initial = state_eq.copy()
-            recorder.record(cell, t, y)
-            continue
-        if seg.restart_from_step_start and resume_path is None and y_step_start is not None:
-            if cv_start is None:
-                cv_start = float(y_step_start[-1])
-            y = y_step_start.copy()
-        v_now = float(y[-1])
-        if seg.kind == "potentiostatic":
-            if seg.rate > 0.0:
-                target = seg.voltage if seg.voltage is not None else cv_start
-                duration = abs(target - v_now) / seg.rate
-                rate = math.copysign(seg.rate, target - v_now)
-                cell.control = Control("potentiostatic", v0=v_now, rate=rate, t0=t)
-                max_step = dv_max / seg.rate
-            else:
-                duration = seg.duration
-                cell.control = Control("potentiostatic", v0=seg.voltage, t0=t)
-                max_step = None
-        else:
-            duration = seg.duration
-            cell.control = Control("galvanostatic", current=seg.current, cutoff=seg.cutoff)
-            max_step = None
-        if duration <= 0.0:
-            continue
-        if resume_path is None:
-            y = y.copy()
-            if cell.control.mode == "potentiostatic":
-                y[-1] = cell.voltage_at(t)
-            recorder.record(cell, t, y)  # the segment's first state (a jump for a step)
-            if seg.cutoff is not None and seg.current != 0.0 and math.copysign(1.0, seg.current) * (
-                    cell.cell_voltage(y, seg.current) - seg.cutoff) >= 0.0:
-                # the drop j R_s alone already passes the cut-off: the step delivers nothing
-                if seg.stops_step:
-                    skip_step = seg.step_index
-                continue
-        seg_start["t"], seg_start["y"] = t, y
-        traj = tr.integrate(cell, y, t, t + duration, rtol=rtol, dt_initial=duration * 1e-6,
-                            max_step=max_step, store_states=False, checkpoint=ckpt,
-                            resume_from=resume_path, progress=progress)
-        resume_path = None
-        trajectories.append((index, traj))
-        for name in _STAT_NAMES:
-            setattr(stats, name, getattr(stats, name) + getattr(traj.stats, name))
-        y = traj.y_final
-        t = traj.t_final
-        if traj.status == "event" and seg.stops_step:
-            skip_step = seg.step_index
-    return Result(setup, recorder, y0_initial, y, segments, trajectories, stats, eq_its, cv_start,
-                  time.perf_counter() - start)
+    cell = Cell(setup, Recorder(case["output.max_profiles"]))
+    segments = compile_protocol(case["protocol"], one_c=setup.one_c_current,
+                                initial_voltage=case["initial.voltage"])
+    stats = run_protocol(cell, segments, life)
+    return Result(setup, cell.recorder, cell.y_initial, cell.y, segments, cell.trajectories,
+                  stats, cell.cv_start, time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1122,8 +1070,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         coords["scan_rate"] = cv.pop("scan_rate")
         coords["sample"] = np.arange(cv["cv_voltage"].shape[1], dtype=float)
         data.update(cv)
-    stats = {**result.stats.as_attrs(), "equilibrium_newton_iterations": result.equilibrium_iterations,
-             "n_nodes": s.n_nodes, "n_particles": s.n_particles,
+    stats = {**result.stats.as_attrs(), "n_nodes": s.n_nodes, "n_particles": s.n_particles,
              "geometry": case["model.geometry"], "electrons": case["model.electrons"],
              "current_convention": "anodic (Na extraction) positive"}
     ds = make_dataset("drift_diffusion", data, coords,
@@ -1135,16 +1082,9 @@ def to_dataset(case, result: Result) -> xr.Dataset:
     return ds
 
 
-def run(case, *, checkpoint: str | None = None, checkpoint_every: float = 600.0,
-        resume: bool = False, progress=None) -> xr.Dataset:
-    """Run the case's protocol and return the result Dataset (checked finite)."""
-    result = simulate(case, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                      resume=resume, progress=progress)
-    ds = to_dataset(case, result)
-    bad = non_finite(ds)
-    if bad:
-        raise ConvergenceError(f"drift_diffusion: non-finite {', '.join(bad)} in the result", [])
-    return ds
+def run(case, *, lifecycle: Lifecycle | None = None, progress=None) -> xr.Dataset:
+    """Run the case's protocol and return the result Dataset."""
+    return to_dataset(case, simulate(case, lifecycle=lifecycle, progress=progress))
 
 
 # ---------------------------------------------------------------------------------------------

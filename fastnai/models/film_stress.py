@@ -54,8 +54,11 @@ from .. import transient as tr
 from .._kernels import film_diffusion as kfd
 from .._kernels import laminate as klam
 from ..errors import CaseError, ConvergenceError
+from ..lifecycle import Lifecycle
 from ..mesh import graded_mesh
-from ..variables import make_dataset, non_finite, provenance
+from ..protocol import compile_protocol
+from ..runner import run_protocol
+from ..variables import make_dataset, provenance
 from . import film_composition as comp
 
 K = schema.Key
@@ -66,7 +69,6 @@ _BEUTH = "doi:10.1016/0020-7683(92)90004-D"  # Beuth, Int. J. Solids Struct. 29,
 _SODIATED = ("assumed (order of DFT Voigt-Reuss-Hill moduli of the sodiated phases; the Materials "
              "Project elastic data SPEC 3.3 names were not reachable here: replace when checked)")
 
-TIME_DEPENDENT = False
 
 KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("model.kind", schema.CHOICE, "film_stress", choices=("film_stress",), doc="model kind"),
@@ -564,88 +566,107 @@ class FilmCell:
         r["result"].append(result[0].copy())
 
 
-def _segments(case, one_c: float) -> list[tuple[int, _Control, float, bool]]:
-    """(step index, control, duration, stops the step at the cut-off) in protocol order."""
-    sign = {"discharge": -1.0, "charge": 1.0}
-    out = []
-    for k, st in enumerate(case["protocol"]):
-        kind = st["step"]
-        if kind == "rest":
-            out.append((k, _Control("current", 0.0), st["duration"], False))
-        elif kind == "constant_voltage":
-            out.append((k, _Control("voltage", st["voltage"]), st["duration"], False))
-        elif kind == "constant_current":
-            current = sign[st["direction"]] * st["c_rate"] * one_c
-            duration = st["max_duration"] or 1.5 * 3600.0 / st["c_rate"]
-            out.append((k, _Control("current", current, st["cutoff_voltage"]), duration, True))
-        elif kind == "gitt":
-            current = sign[st["direction"]] * st["c_rate"] * one_c
-            for _ in range(st["n_pulses"]):
-                out.append((k, _Control("current", current, st["cutoff_voltage"]),
-                            st["pulse_duration"], True))
-                out.append((k, _Control("current", 0.0), st["rest_duration"], False))
-        elif kind == "cv":
-            lo, hi = st["lower_voltage"], st["upper_voltage"]
-            path = ([lo, hi] if st["first"] == "cathodic" else [hi, lo]) * st["cycles"]
-            for target in [*path, None]:  # None: back to the start voltage
-                out.append((k, _Control("sweep", math.nan if target is None else target,
-                                        rate=st["scan_rate"]), 0.0, False))
-    return out
+class TransportRun:
+    """A :class:`FilmCell` with its state vector and time, as the protocol runner's cell
+    (:class:`fastnai.runner.Cell`)."""
+
+    _RECORDS = ("t", "voltage", "current", "inventory", "step", "theta", "stress", "plastic",
+                "result")
+
+    def __init__(self, case, cell: FilmCell):
+        self.fc = cell
+        self.rtol = case["solver.rtol"]
+        self.dv_max = case["solver.max_voltage_step"]
+        self.y = np.full(cell.n_unknowns, case["initial.soc"])
+        self.t = 0.0
+        self.y_step_start = self.y.copy()
+        self.max_step: float | None = None
+        cell.record(self.t, self.y)
+
+    def voltage(self) -> float:
+        return self.fc.voltage(self.y, self.t)
+
+    def current(self) -> float:
+        return self.fc.current(self.y, self.t)
+
+    def cell_voltage(self, current: float) -> float:
+        return self.fc.voltage(self.y, self.t)  # the control in force carries ``current``
+
+    def equilibrate(self, segment) -> int:
+        raise ValueError("film_stress has no equilibrate step")
+
+    def mark_step_start(self) -> None:
+        self.y_step_start = self.y.copy()
+
+    def restart_from_step_start(self) -> None:
+        self.y = self.y_step_start.copy()
+
+    def begin(self, segment, *, t0: float, v_start: float, target: float, resuming: bool) -> None:
+        self.max_step = None
+        if segment.control == "sweep":
+            rate = math.copysign(segment.rate, target - v_start)
+            self.fc.control = _Control("voltage", v_start, rate=rate, t0=t0)
+            self.max_step = self.dv_max / segment.rate
+        elif segment.control == "voltage":
+            self.fc.control = _Control("voltage", segment.value)
+        else:
+            self.fc.control = _Control("current", segment.value, segment.cutoff)
+        self.fc.step_index = segment.step
+        self.segment_t0 = t0
+
+    def advance(self, segment, t_end, after_step, engine, stats) -> bool:
+        duration = t_end - self.segment_t0
+        traj = tr.integrate(self.fc, self.y, self.segment_t0, t_end, rtol=self.rtol,
+                            dt_initial=duration * 1e-6, max_step=self.max_step,
+                            store_states=False, resume_from=engine, progress=False,
+                            step_hook=after_step)
+        stats.add(traj.stats)
+        self.y, self.t = traj.y_final, traj.t_final
+        return traj.status == "event"
+
+    def state(self) -> dict:
+        fc = self.fc
+        rec = {k: np.array(v) for k, v in fc.records.items()}
+        return {"y": self.y, "t": self.t, "y_step_start": self.y_step_start,
+                "sigma_h": fc.sigma_h, "strain_state": fc.strain_state, "history": fc.history,
+                "theta_layers": fc.theta_layers, "records": rec}
+
+    def restore(self, state) -> None:
+        fc = self.fc
+        self.y, self.y_step_start = np.array(state["y"]), np.array(state["y_step_start"])
+        self.t = float(state["t"])
+        for name in ("sigma_h", "strain_state", "history", "theta_layers"):
+            getattr(fc, name)[...] = state[name]
+        for k in self._RECORDS:
+            values = np.asarray(state["records"][k])
+            scalar = values.ndim == 1
+            fc.records[k] = [(v.item() if scalar else np.array(v)) for v in values]
+        fc.records["step"] = [int(v) for v in fc.records["step"]]
 
 
-def simulate_transport(case, progress=None) -> Result:
+def time_dependent(case) -> bool:
+    """Whether the case runs a protocol in time (diffusion mode), with checkpoints."""
+    return case["model.sodiation"] == "diffusion" and case["model.mechanics"] != "plane_strain"
+
+
+def simulate_transport(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Result:
     """Run the protocol with Na entering at the surface (``model.sodiation = "diffusion"``)."""
     start = time.perf_counter()
+    life = Lifecycle(case, progress=progress) if lifecycle is None else lifecycle
     stack = build(case)
     transport = build_transport(case, stack)
-    cell = FilmCell(case, stack, transport)
-    y = np.full(cell.n_unknowns, case["initial.soc"])
-    t = 0.0
-    cell.record(t, y)
-    stats = {"n_steps": 0, "n_rejected": 0, "newton_iterations": 0}
-    skip = None
-    sweep_start = None
-    for k, control, duration, stops in _segments(case, transport.one_c):
-        if k == skip:
-            continue
-        max_step = None
-        if control.mode == "sweep":
-            v_now = cell.voltage(y, t)
-            if sweep_start is None or cell.step_index != k:
-                sweep_start = v_now
-            target = sweep_start if math.isnan(control.value) else control.value
-            duration = abs(target - v_now) / control.rate
-            control = _Control("voltage", v_now, rate=math.copysign(control.rate, target - v_now),
-                               t0=t)
-            max_step = case["solver.max_voltage_step"] / abs(control.rate)
-            if duration <= 0.0:
-                continue
-        cell.control = control
-        cell.step_index = k
-        if control.cutoff is not None and control.value != 0.0 and math.copysign(
-                1.0, control.value) * (cell.voltage(y, t) - control.cutoff) >= 0.0:
-            if stops:
-                skip = k
-            continue
-        traj = tr.integrate(cell, y, t, t + duration, rtol=case["solver.rtol"],
-                            dt_initial=duration * 1e-6, max_step=max_step, store_states=False,
-                            progress=progress)
-        y, t = traj.y_final, traj.t_final
-        stats["n_steps"] += traj.stats.n_steps
-        stats["n_rejected"] += traj.stats.n_rejected_error + traj.stats.n_rejected_newton
-        stats["newton_iterations"] += traj.stats.n_newton_iterations
-        if traj.status == "event" and stops:
-            skip = k
+    run = TransportRun(case, FilmCell(case, stack, transport))
+    stats = run_protocol(run, compile_protocol(case["protocol"], one_c=transport.one_c), life)
     z_points = np.empty(stack.z_faces.size * 2 - 2)
     klam.reference_points(stack.z_faces, z_points)
-    r = cell.records
+    r = run.fc.records
     theta = np.array(r["theta"])
     series = {"t": np.array(r["t"]), "voltage": np.array(r["voltage"]),
               "current": np.array(r["current"]), "inventory": np.array(r["inventory"]),
               "one_c": transport.one_c, "mean_diffusivity": float(np.mean(transport.d_cell))}
     return Result(stack, np.mean(theta, axis=1), np.array(r["step"]), theta, np.array(r["stress"]),
                   np.array(r["plastic"]), np.array(r["result"]), z_points,
-                  time.perf_counter() - start, series, stats)
+                  time.perf_counter() - start, series, stats.as_attrs())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,7 +774,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         coords = {"t": s["t"], "z": z}
         data.update({"voltage": s["voltage"], "current_density": s["current"],
                      "na_inventory": s["inventory"], "jump_diffusivity_mean": s["mean_diffusivity"]})
-        extra = {"solver_" + k: v for k, v in result.stats.items()}
+        extra = dict(result.stats)
         extra["one_c_current_density"] = s["one_c"]
     stats = {**extra, "newton_iterations": int(res[:, klam.R_ITERATIONS].sum()),
              "max_scaled_residual": float(res[:, klam.R_RESIDUAL].max()),
@@ -812,8 +833,8 @@ def cross_section_dataset(case, xs, res, wall_time_s: float) -> xr.Dataset:
                                    stats))
 
 
-def run(case, progress=None) -> xr.Dataset:
-    """Run the case's protocol and return the result Dataset (checked finite)."""
+def run(case, *, lifecycle: Lifecycle | None = None, progress=None) -> xr.Dataset:
+    """Run the case's protocol and return the result Dataset."""
     if case["model.mechanics"] == "plane_strain":
         from . import film_cross_section as fcs
 
@@ -823,10 +844,7 @@ def run(case, progress=None) -> xr.Dataset:
         res = fcs.sweep(case, xs, soc, step)
         ds = cross_section_dataset(case, xs, res, time.perf_counter() - start)
     elif case["model.sodiation"] == "diffusion":
-        ds = to_dataset(case, simulate_transport(case, progress=progress))
+        ds = to_dataset(case, simulate_transport(case, lifecycle=lifecycle, progress=progress))
     else:
         ds = to_dataset(case, simulate(case))
-    bad = non_finite(ds)
-    if bad:
-        raise ConvergenceError(f"film_stress: non-finite {', '.join(bad)} in the result", [])
     return ds

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 import traceback
@@ -20,7 +19,7 @@ from typing import Any
 
 from .. import api
 from ..errors import CaseError, FastnaiError, Interrupted
-from ..io import write_dataset
+from ..io import atomic_write_text, remove_file, write_dataset
 from .plan import FORMAT, Plan
 
 DEFINITION = "sweep.json"
@@ -39,21 +38,8 @@ def _failed_path(points: Path, index: int) -> Path:
     return points / f"{index:06d}.failed.json"
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_json(path: Path, data: Any) -> None:
-    _write_text(path, json.dumps(data, indent=1, default=str) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 def _failure(index: int, exc: BaseException, wall_time_s: float) -> dict[str, Any]:
@@ -119,8 +105,7 @@ def _run_point(raw_case: Mapping, overrides: Mapping, points: str, index: int, s
         record = _failure(index, exc, time.perf_counter() - start)
         _write_json(_failed_path(folder, index), record)
         return record
-    with contextlib.suppress(FileNotFoundError):
-        _failed_path(folder, index).unlink()
+    remove_file(_failed_path(folder, index))
     record = {"index": index, "status": "ok", "wall_time_s": float(ds.attrs["wall_time_s"]),
               "error_type": None, "error": None, "exit_status": 0}
     if keep:
@@ -185,7 +170,7 @@ def _write_manifest(out: Path, plan: Plan, records: Mapping[int, Mapping]) -> No
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(buffer)
-    _write_text(out / MANIFEST, text.getvalue())
+    atomic_write_text(out / MANIFEST, text.getvalue())
 
 
 def _read_definition(out: Path) -> dict | None:
@@ -210,8 +195,7 @@ def _clear(out: Path, merged: Path) -> None:
             if _POINT_FILE.match(entry.name) or _FAILED_FILE.match(entry.name):
                 os.unlink(entry.path)
     for path in (out / MANIFEST, merged):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        remove_file(path)
 
 
 def _prepare(plan: Plan, out: Path, merged: Path, *, resume: bool, settings: Mapping) -> None:
