@@ -9,11 +9,14 @@ naming the key, the value and what was expected, before any work starts.
 
 from __future__ import annotations
 
-import copy
+import datetime
 import difflib
 import functools
 import math
+import numbers
 import re
+import reprlib
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -168,24 +171,137 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text
+        except ValueError:  # an integer of more than 4300 digits (Python's int-to-str limit)
+            raise CaseError(f"--set {_show(item)}: the number has too many digits") from None
+        except RecursionError:
+            raise CaseError(f"--set {_show(item)}: the value is nested far more than {MAX_DEPTH} "
+                            "levels deep") from None
+        _check_structure(value, f"--set {key}")
         out[key] = value
     return out
 
 
+#: A case file larger than this is refused unread (the largest example case is a few kB).
+MAX_CASE_BYTES = 16 * 2**20
+#: Tables and arrays nest at most this deep (a case needs 3: [[protocol]] -> entry -> list).
+MAX_DEPTH = 32
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 4
+
+
+def _show(value: Any) -> str:
+    """``repr(value)`` for a message: short, bounded in depth, never raising (an int of 5000
+    digits, a deeply nested list or an object with a broken ``__repr__`` are all shown)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:40] + "..."
+
+
+_SCALARS = (str, int, float, datetime.date, datetime.time, numbers.Real)
+
+
+def _check_structure(data: Any, what: str) -> None:
+    """Refuse what no case contains, before anything walks it recursively: nesting deeper than
+    :data:`MAX_DEPTH` (a self-containing dict included), keys that are not strings, values that
+    TOML cannot hold (objects, bytes, sets). Iterative, so any depth is safe. ``None`` passes
+    (it reads as a missing value and is refused, naming the key, where a value is needed)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        at = f" at {where[:80] + '...' if len(where) > 80 else where}" if where else ""
+        if isinstance(item, (Mapping, list, tuple)):
+            if depth >= MAX_DEPTH:
+                raise CaseError(f"{what}: tables and arrays nested more than {MAX_DEPTH} levels "
+                                f"deep{at}; no case needs that")
+            if isinstance(item, Mapping):
+                for key, value in item.items():
+                    if not isinstance(key, str):
+                        raise CaseError(f"{what}: key {_show(key)}{at} is not a string "
+                                        f"({type(key).__name__}); keys are names such as "
+                                        "'thickness'")
+                    stack.append((value, f"{where}.{key}" if where else key, depth + 1))
+            else:
+                stack.extend((value, f"{where}[{k}]", depth + 1) for k, value in enumerate(item))
+        elif item is not None and not isinstance(item, _SCALARS):
+            raise CaseError(f"{what}: {where or 'the case'} = {_show(item)} is a "
+                            f"{type(item).__name__}; expected a number, string, boolean, "
+                            "list or table")
+
+
+def _plain(data: Any) -> Any:
+    """A copy with plain dicts and lists (the input is never modified); depth already checked."""
+    if isinstance(data, Mapping):
+        return {key: _plain(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(value) for value in data]
+    return data
+
+
+def _read_file(path: Path) -> dict:
+    """Read and parse a case file; every failure is a CaseError naming the file and why."""
+    name = repr(str(path))
+
+    def refused(reason: str) -> CaseError:
+        return CaseError(f"case file {name} {reason}")
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise refused("does not exist") from None
+    except NotADirectoryError:
+        raise refused("does not exist (a folder in its path is a file)") from None
+    except PermissionError:
+        raise refused("cannot be read: permission denied (on the file or a folder above it)") \
+            from None
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a loop of links
+        raise refused(f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise refused("is a directory, not a case file")
+    if not stat.S_ISREG(info.st_mode):
+        raise refused("is not a regular file (a device, pipe or socket is not a case)")
+    if info.st_size > MAX_CASE_BYTES:
+        raise refused(f"is too large to be a case ({info.st_size} bytes; at most "
+                      f"{MAX_CASE_BYTES // 2**20} MiB)")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CASE_BYTES + 1)
+    except IsADirectoryError:
+        raise refused("is a directory, not a case file") from None
+    except PermissionError:
+        raise refused("cannot be read: permission denied") from None
+    except FileNotFoundError:
+        raise refused("does not exist") from None
+    except OSError as exc:
+        raise refused(f"cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_CASE_BYTES:
+        raise refused(f"is too large to be a case (at most {MAX_CASE_BYTES // 2**20} MiB)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refused(f"is not UTF-8 text (invalid byte at offset {exc.start})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise refused(f"is not valid TOML: {exc}") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (Python's int-to-str limit)
+        raise refused(f"is not a case: {exc}") from None
+    except RecursionError:  # very deep inline arrays or tables exhaust the parser's stack
+        raise refused(f"is not a case: arrays or tables nested far more than {MAX_DEPTH} "
+                      "levels deep") from None
+    _check_structure(raw, f"case file {name}")
+    return raw
+
+
 def _read(source: str | Path | Mapping) -> dict:
     if isinstance(source, Mapping):
-        return copy.deepcopy(dict(source))
+        _check_structure(source, "case")
+        return _plain(source)
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise CaseError(f"case file {str(path)!r} does not exist")
-        try:
-            with path.open("rb") as fh:
-                return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise CaseError(f"case file {str(path)!r} is not valid TOML: {exc}") from None
-        except UnicodeDecodeError:
-            raise CaseError(f"case file {str(path)!r} is not UTF-8 text") from None
+        return _read_file(Path(source))
     raise CaseError(f"a case is a TOML file path or a dict, got {type(source).__name__}")
 
 
@@ -193,10 +309,11 @@ def _flatten(raw: Mapping) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for section, table in raw.items():
         if not isinstance(section, str):
-            raise CaseError(f"section names are strings, got {section!r}")
+            raise CaseError(f"section names are strings, got {_show(section)}")
         if not isinstance(table, Mapping):
             raise CaseError(
-                f"top-level entry {section!r} = {table!r}: expected a table such as [{section}]")
+                f"top-level entry {section!r} = {_show(table)}: expected a table such as "
+                f"[{section}]")
         for leaf, value in table.items():
             name = f"{section}.{leaf}"
             if isinstance(value, Mapping):
@@ -212,16 +329,17 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 def coerce(key: schema.Key, value: Any) -> Any:
     """Convert one raw value to the key's SI value, or raise CaseError."""
-    text = repr(value)
-    where = f"{key.name} = {text if len(text) <= 60 else text[:40] + '...'}"
+    where = f"{key.name} = {_show(value)}"
     if key.kind == schema.QUANTITY_LIST:
         if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= 1000:
             raise CaseError(f"{where}: expected {key.describe_range()}")
         out = []
         for k, item in enumerate(value):
-            number = _quantity(key, item, f"{key.name}[{k}] = {item!r}")
+            item_where = f"{key.name}[{k}] = {_show(item)}"
+            number = _quantity(key, item, item_where)
+            _require_finite(number, item_where)
             if not key.in_range(number):
-                raise CaseError(f"{key.name}[{k}] = {item!r}: out of range, expected "
+                raise CaseError(f"{item_where}: out of range, expected "
                                 + key.describe_range().split("each ", 1)[1])
             out.append(number)
         return tuple(out)
@@ -252,6 +370,7 @@ def coerce(key: schema.Key, value: Any) -> Any:
         return value
     else:  # pragma: no cover - schema author error
         raise AssertionError(key.kind)
+    _require_finite(number, where)
     if not key.in_range(number):
         raise CaseError(f"{where}: out of range, expected {key.describe_range()}")
     return number
@@ -261,6 +380,12 @@ _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:na
                      re.IGNORECASE)
 _UNIT_CHARS = re.compile(r"^[A-Za-z_µμΩ°% ^*/()\-.0-9]*$")
 _CHAINED_POWER = re.compile(r"\^[\s()+\-.0-9]*\^")  # 'm^9^9': pint would evaluate a tower
+
+
+def _require_finite(number: float, where: str) -> None:
+    if not math.isfinite(number):
+        raise CaseError(f"{where}: not a finite number ({number!r} in the key's unit); NaN and "
+                        "infinity are never accepted")
 
 
 def _as_float(value: int | float, where: str) -> float:
@@ -340,7 +465,7 @@ def _quantity(key: schema.Key, value: Any, where: str) -> float:
     return float(f"{magnitude:.15g}") if math.isfinite(magnitude) else magnitude
 
 
-_TABLE_KEY = re.compile(r"^(\w+)\.(\d+)\.(\w+)$")  # protocol.1.c_rate: entry 1 of [[protocol]]
+_TABLE_KEY = re.compile(r"^(\w+)\.([0-9]{1,9})\.(\w+)$")  # protocol.1.c_rate: entry 1 of [[protocol]]
 
 
 def _load_table_array(name: str, raw: Any, kinds: Mapping[str, Mapping[str, schema.Key]],
@@ -364,7 +489,7 @@ def _load_table_array(name: str, raw: Any, kinds: Mapping[str, Mapping[str, sche
         where = f"{name}[{index}]"
         step = entry.get("step")
         if not isinstance(step, str) or step not in kinds:
-            raise CaseError(f"{where}.step = {step!r}: expected one of "
+            raise CaseError(f"{where}.step = {_show(step)}: expected one of "
                             + ", ".join(repr(k) for k in kinds)
                             + (_suggest(step, kinds) if isinstance(step, str) else ""))
         keys = kinds[step]
@@ -374,6 +499,8 @@ def _load_table_array(name: str, raw: Any, kinds: Mapping[str, Mapping[str, sche
         for leaf, value in entry.items():
             if leaf == "step":
                 continue
+            if not isinstance(leaf, str):
+                raise CaseError(f"{where}: key {_show(leaf)} is not a string")
             if leaf not in keys:
                 raise CaseError(f"{where}: unknown key {leaf!r} for a {step!r} step"
                                 + _suggest(leaf, keys) + "; keys are " + ", ".join(keys))
@@ -438,22 +565,30 @@ def load_case(source: str | Path | Mapping,
                         + ", ".join(repr(k) for k in MODEL_KINDS))
     kind = model["kind"]
     if kind in PLANNED_KINDS:
-        raise CaseError(f"model.kind = {kind!r}: this model is planned but not part of fastnai "
+        raise CaseError(f"model.kind = {_show(kind)}: this model is planned but not part of fastnai "
                         f"{_version}; available: " + ", ".join(repr(k) for k in MODEL_KINDS))
     if kind not in MODEL_KINDS:
         hint = _suggest(kind, MODEL_KINDS) if isinstance(kind, str) else ""
-        raise CaseError(f"model.kind = {kind!r}: expected one of "
+        raise CaseError(f"model.kind = {_show(kind)}: expected one of "
                         + ", ".join(repr(k) for k in MODEL_KINDS) + hint)
     module = model_module(kind)
     keys: dict[str, schema.Key] = module.KEYS
     arrays = getattr(module, "TABLE_ARRAYS", {})
     raw_tables = {name: raw.pop(name) for name in arrays if name in raw}
     given = _flatten(raw)
-    if overrides is not None:
-        if not isinstance(overrides, Mapping):
-            overrides = parse_overrides(overrides)
-    else:
+    if overrides is None:
         overrides = {}
+    elif isinstance(overrides, Mapping):
+        _check_structure(overrides, "overrides")
+        overrides = _plain(overrides)
+    elif isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
+        raise CaseError("overrides are a dict {'section.key': value} or a list of "
+                        f"'section.key=value' strings, got {type(overrides).__name__}")
+    else:
+        items = list(overrides)
+        if not all(isinstance(item, str) for item in items):
+            raise CaseError("overrides given as a list are 'section.key=value' strings")
+        overrides = parse_overrides(items)
     table_overrides = {}
     for name in list(overrides):
         match = _TABLE_KEY.match(name) if isinstance(name, str) else None
@@ -466,10 +601,11 @@ def load_case(source: str | Path | Mapping,
             sections = {k.section for k in keys.values()}
             section = str(name).split(".", 1)[0]
             if section not in sections:
-                raise CaseError(f"unknown section {section!r} (in {name!r}) for a {kind} case; "
+                raise CaseError(f"unknown section {_show(section)} (in {_show(name)}) for a {kind} "
+                                "case; "
                                 f"sections are {', '.join(sorted(sections))}"
                                 + _suggest(section, sections))
-            raise CaseError(f"unknown key {name!r} for a {kind} case" + _suggest(str(name), keys)
+            raise CaseError(f"unknown key {_show(name)} for a {kind} case" + _suggest(str(name), keys)
                             + f" (see `fastnai schema {kind}`)")
 
     values: dict[str, Any] = {name: key.default for name, key in keys.items()}
@@ -481,12 +617,12 @@ def load_case(source: str | Path | Mapping,
         if mname is None:
             continue
         if not isinstance(mname, str):
-            raise CaseError(f"{section}.material = {mname!r}: expected a material name "
+            raise CaseError(f"{section}.material = {_show(mname)}: expected a material name "
                             "(see `fastnai materials`)")
         try:
             material = get_material(mname)
         except CaseError as exc:
-            raise CaseError(f"{section}.material = {mname!r}: {exc}") from None
+            raise CaseError(f"{section}.material = {_show(mname)}: {exc}") from None
         for name, key in keys.items():
             if key.section == section and key.material_property in material.properties:
                 values[name] = _material_value(material[key.material_property], key)
@@ -504,6 +640,11 @@ def load_case(source: str | Path | Mapping,
             raise CaseError(f"{name} is required: expected {key.describe_range()}{via}")
     tables = {name: _load_table_array(name, raw_tables.get(name), arrays[name], table_overrides)
               for name in arrays}
+    for name, value in [*values.items(), *tables.items()]:
+        bad = schema.first_non_finite(value, name)
+        if bad is not None:  # a default or a material value: coerce() refuses non-finite input
+            raise CaseError(f"{bad}: the resolved value is not finite ({origin.get(name, 'case')});"
+                            " NaN and infinity are never accepted")
     case = Case(kind, MappingProxyType(values), MappingProxyType(origin), MappingProxyType(tables))
     module.validate(case)
     return case

@@ -284,15 +284,18 @@ def available_memory() -> int:
 #: deposition, bytes per cell of the box (ny x nz x nx), not counting snapshots: 11 float64
 #: fields and work arrays of ``Cell`` (xi, conc, phi, xi_star, geom, geom2, eta_shift, xi_new,
 #: source, lnc, div) and the uint8 mask (96); the labelling and dilation temporaries of
-#: ``update_mask`` and ``morphology`` (boolean masks, int32 labels, isin tables: 32); the
-#: electrolyte solves (psi, right-hand side, start vector, solution, 6 CG vectors: 96)
-_DEP_FIELDS = 96 + 32 + 96
+#: ``update_mask`` and ``morphology`` (boolean masks, int32 labels, int64 isin temporaries: 96);
+#: the electrolyte solves (psi, right-hand side, start vector, solution, CG vectors: 128)
+_DEP_FIELDS = 96 + 96 + 128
 #: deposition, bytes per matrix row of one ``SpdSolver`` with ``s`` non-zeros a row (5: 2D, 7:
 #: 3D): the int64 CSR pattern and values (8 + 16 s), the values the hierarchy was built from
 #: (8 s), the int32 copy scipy makes of the pattern each solve (4 + 4 s), and the classical-AMG
-#: hierarchy, counted as 3 times the matrix (operator complexity <= 2.5 plus the strength and
-#: interpolation matrices): 3 (8 + 12 s)
-_DEP_SOLVER_FIXED, _DEP_SOLVER_PER_NNZ = 8 + 4 + 3 * 8, 16 + 8 + 4 + 3 * 12
+#: hierarchy (coarse operators, strength and interpolation matrices, splitting, set-up
+#: temporaries), counted as 8 times the matrix: 8 (3 + 12 s)
+_DEP_SOLVER_FIXED, _DEP_SOLVER_PER_NNZ = 8 + 4 + 8 * 3, 16 + 8 + 4 + 8 * 12
+#: deposition, safety factor on the per-cell total: the tracemalloc peak grows by 1.86 kB a cell
+#: (64 x 64 -> 256 x 64 boxes, n_snapshots = 6), the counts above give 2.0 kB, the estimate 2.5 kB
+_DEP_SAFETY = 1.25
 #: band_bending, bytes per node: mesh and geometry (depth, midpoints, edges, spacings, face
 #: areas, volumes, coordinate, conductances), start profile and continuation copies (13
 #: float64 arrays), Newton's Numba work arrays (6), the profiles and their temporaries (12),
@@ -340,8 +343,8 @@ def _estimate_deposition(case) -> int:
     # sites: at most one a column, (site_width / dx)^d cells each (int64) and a few per-site arrays
     w = max(2, math.ceil(case["substrate.site_width"] / case["mesh.dx"]))
     sites = layer * 64 + layer * 8 * (w if nz == 1 else w * w)
-    return (_DEP_FIELDS * cells + solver * (cells + sep) + solver * cells + snapshots + columns
-            + sites)
+    return _DEP_SAFETY * (_DEP_FIELDS * cells + solver * (cells + sep) + solver * cells + snapshots
+                          + columns + sites)
 
 
 def _estimate_band_bending(case) -> int:
@@ -458,12 +461,13 @@ def estimate_memory(case) -> int:
     output the run keeps in memory, plus :data:`OVERHEAD`:
 
     ``deposition``
-        N = nx ny nz cells: 224 B (11 float64 fields and work arrays, the mask, labelling and
+        N = nx ny nz cells: 320 B (11 float64 fields and work arrays, the mask, labelling and
         electrolyte-solve temporaries) plus two sparse SPD solvers (salt, potential) of 5-point
-        (2D) or 7-point (3D) CSR pattern with a classical-AMG hierarchy counted as 3 times the
-        matrix, 460 B (2D) / 580 B (3D) each a row; snapshots: (``output.n_snapshots`` + 2) x 3
+        (2D) or 7-point (3D) CSR pattern with a classical-AMG hierarchy counted as 8 times the
+        matrix, 656 B (2D) / 904 B (3D) each a row; snapshots: (``output.n_snapshots`` + 2) x 3
         float64 fields, held twice while stacked: 48 (n_snapshots + 2) B a cell; sites and
-        per-column arrays of the substrate layer.
+        per-column arrays of the substrate layer; all times 1.25 (2.5 kB a cell in 2D with 6
+        snapshots, against a measured 1.86 kB).
     ``band_bending``
         ``mesh.n_nodes * mesh.refinement`` nodes x 512 B (64 float64 arrays: mesh, geometry,
         Newton's work arrays, profiles, the Dataset's copies).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,12 +93,52 @@ class Key:
         return "any finite value"
 
     def in_range(self, value: float) -> bool:
-        if not math.isfinite(value):
+        """Whether ``value`` (in ``unit``) is allowed; NaN and +-inf never are (SPEC 6: nothing
+        non-finite is accepted, whatever the range)."""
+        if not is_finite_number(value):
             return False
         if self.minimum is not None:
             if value < self.minimum or (self.exclusive_minimum and value == self.minimum):
                 return False
         return self.maximum is None or value <= self.maximum
+
+
+def is_finite_number(value: Any) -> bool:
+    """A real number that is neither NaN nor +-inf (booleans are not numbers here).
+
+    >>> is_finite_number(1e300), is_finite_number(float("nan")), is_finite_number(10**400)
+    (True, False, False)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
+def first_non_finite(value: Any, name: str = "") -> str | None:
+    """The dotted path of the first NaN or +-inf float in a resolved value, or None.
+
+    Walks tuples, lists and mappings (the resolved values and ``[[protocol]]`` entries of a
+    case) without recursion.
+
+    >>> first_non_finite({"a": (1.0, 2.0), "b": {"c": float("inf")}}, "x")
+    'x.b.c'
+    >>> first_non_finite((1.0, "nan", 3)) is None
+    True
+    """
+    stack: list[tuple[str, Any]] = [(name, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where
+        if isinstance(item, (list, tuple)):
+            stack.extend((f"{where}[{k}]", v) for k, v in reversed(list(enumerate(item))))
+        elif isinstance(item, Mapping):
+            stack.extend((f"{where}.{k}" if where else str(k), v)
+                         for k, v in reversed(list(item.items())))
+    return None
 
 
 def _fmt(x: float) -> str:

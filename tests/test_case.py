@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import copy
+import math
+import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
 import fastnai
+from fastnai import schema
 from fastnai.case import Case, load_case, parse_overrides
 from fastnai.materials import MATERIALS, get_material
+from fastnai.models import MODEL_KINDS, model_module
 from fastnai.models.band_bending import KEYS
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 CASE_FILES = sorted(CASES.glob("*.toml"))
+CASE_PARAMS = [pytest.param(p, id=p.stem) for p in CASE_FILES]
 
 # a valid minimal case with a small mesh (min_spacing * (n_nodes - 1) = 9.95 nm <= 30 nm)
 MINIMAL = {
@@ -229,7 +236,7 @@ def test_parse_overrides_rejects_items_without_key_or_equals(item):
 # TOML round trip
 
 
-@pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
+@pytest.mark.parametrize("path", CASE_PARAMS)
 def test_to_toml_round_trip_gives_identical_values(path, tmp_path):
     case = load_case(path)
     out = tmp_path / "resolved.toml"
@@ -249,10 +256,13 @@ def test_to_toml_round_trip_of_dict_case_with_overrides(tmp_path):
     assert dict(load_case(out).values) == dict(case.values)
 
 
-def test_every_case_file_loads():
+def test_there_are_case_files():
     assert CASE_FILES, "no case files found"
-    for path in CASE_FILES:
-        assert path.stem.startswith(load_case(path).kind + "_")
+
+
+@pytest.mark.parametrize("path", CASE_PARAMS)
+def test_every_case_file_loads(path):
+    assert path.stem.startswith(load_case(path).kind + "_")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,9 +350,6 @@ def test_wrong_unit_dimension_is_an_error_naming_key_value_and_dimension(key, va
     ("semiconductor.acceptor_density", -1.0),
     ("semiconductor.relative_permittivity", 0.5),
     ("mesh.n_nodes", 2),
-    ("semiconductor.thickness", float("nan")),
-    ("semiconductor.thickness", float("inf")),
-    ("semiconductor.donor_density", "nan cm^-3"),
 ])
 def test_out_of_range_is_an_error_naming_key_value_and_range(key, value):
     message = case_error(MINIMAL, {key: value})
@@ -487,3 +494,243 @@ def test_pathological_power_in_unit_string_fails_fast():
 def test_decimal_comma_is_a_case_error_not_a_tenfold_value(key, text):
     message = case_error(MINIMAL, {key: text, "mesh.n_nodes": 10})
     assert key in message and "','" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 14: every file-reading error, deep nesting and unsupported types are CaseErrors
+
+
+def test_directory_is_an_error_naming_the_file(tmp_path):
+    message = case_error(tmp_path)
+    assert str(tmp_path) in message
+    assert "directory" in message
+
+
+def test_unreadable_file_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "secret.toml"
+    path.write_text(Path(CASES / "band_bending_cowley_sze.toml").read_text())
+    path.chmod(0)
+    try:
+        try:
+            load_case(path)  # root reads it anyway
+        except fastnai.CaseError as exc:
+            assert str(path) in str(exc)
+            assert "permission denied" in str(exc)
+    finally:
+        path.chmod(0o600)
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (PermissionError(13, "Permission denied"), "permission denied"),
+    (IsADirectoryError(21, "Is a directory"), "directory"),
+    (FileNotFoundError(2, "No such file or directory"), "does not exist"),
+    (OSError(5, "Input/output error"), "Input/output error"),
+])
+def test_error_opening_the_file_is_a_case_error_naming_file_and_reason(tmp_path, monkeypatch,
+                                                                         error, reason):
+    path = tmp_path / "case.toml"
+    path.write_text('[model]\nkind = "band_bending"\n')
+
+    def refuse(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Path, "open", refuse)
+    message = case_error(path)
+    assert str(path) in message
+    assert reason in message
+
+
+def test_invalid_utf8_is_an_error_naming_file_and_encoding(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[model]\nkind = "band_bending"\n# caf\xe9\n'.encode("latin-1"))
+    message = case_error(path)
+    assert str(path) in message
+    assert "UTF-8" in message
+
+
+def test_file_too_large_to_be_a_case_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.toml"
+    with path.open("wb") as fh:
+        fh.truncate(17 * 2**20)  # sparse: nothing is written
+    message = case_error(path)
+    assert str(path) in message
+    assert "too large" in message
+
+
+def test_fifo_is_not_a_case_file(tmp_path):
+    path = tmp_path / "pipe.toml"
+    os.mkfifo(path)
+    message = case_error(path)  # refused from stat, never opened (opening would block)
+    assert "not a regular file" in message
+
+
+@pytest.mark.parametrize("name", ["x" * 300 + ".toml", "bad\0name.toml"])
+def test_unusable_path_is_a_case_error(tmp_path, name):
+    message = case_error(str(tmp_path / name))
+    assert "case file" in message
+
+
+@pytest.mark.parametrize("text", [
+    "[" + ".".join(["model"] + ["a"] * 2000) + "]\nx = 1\n",  # deep table headers
+    "[model]\nkind = \"band_bending\"\n[semiconductor]\nthickness = " + "[" * 100_000
+    + "]" * 100_000 + "\n",  # inline arrays deep enough to exhaust the parser's stack
+    "[model]\nkind = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",  # deep inline tables
+    "[model]\nkind = " + "[" * 40 + "]" * 40 + "\n",  # deeper than any case, parsable
+])
+def test_deeply_nested_file_is_a_case_error_naming_the_file(tmp_path, text):
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    message = case_error(path)
+    assert str(path) in message
+    assert "nested" in message
+
+
+def test_integer_with_too_many_digits_in_a_file_is_a_case_error(tmp_path):
+    path = tmp_path / "digits.toml"
+    path.write_text('[model]\nkind = "band_bending"\n[mesh]\nn_nodes = ' + "9" * 5000 + "\n")
+    assert str(path) in case_error(path)
+
+
+def _nested(depth: int):
+    value: object = 1.0
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 100_000])
+def test_deeply_nested_dict_is_a_case_error(depth):
+    raw = minimal()
+    raw["semiconductor"]["thickness"] = _nested(depth)
+    message = case_error(raw)
+    assert "nested" in message
+    assert "semiconductor.thickness" in message
+
+
+def test_self_containing_dict_is_a_case_error():
+    raw = minimal()
+    raw["semiconductor"]["extra"] = raw["semiconductor"]
+    assert "nested" in case_error(raw)
+
+
+def test_deeply_nested_override_and_set_string_are_case_errors():
+    assert "nested" in case_error(MINIMAL, {"semiconductor.thickness": _nested(5000)})
+    assert "nested" in case_error(MINIMAL, ["semiconductor.thickness=" + "[" * 50_000
+                                            + "]" * 50_000])
+
+
+@pytest.mark.parametrize("raw", [
+    {1: {"kind": "band_bending"}},
+    minimal(semiconductor={2: 1.0}),
+    minimal(semiconductor={("a", "b"): 1.0}),
+    {**minimal(), "protocol": [{"step": "rest", 3: 1.0}]},
+])
+def test_non_string_key_is_a_case_error(raw):
+    assert "not a string" in case_error(raw)
+
+
+@pytest.mark.parametrize("value", [object(), b"30 nm", {1e-8}, 1j, bytearray(b"x"), Path("x")])
+def test_value_of_unsupported_type_is_a_case_error_naming_the_key(value):
+    message = case_error(minimal(semiconductor={"thickness": value}))
+    assert "semiconductor.thickness" in message
+    assert type(value).__name__ in message
+
+
+def test_value_with_a_broken_repr_is_a_case_error():
+    class Broken:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    assert "semiconductor.thickness" in case_error(minimal(semiconductor={"thickness": Broken()}))
+
+
+def test_integer_too_long_to_print_is_a_case_error_naming_the_key():
+    message = case_error(MINIMAL, {"semiconductor.thickness": 10**5000})
+    assert "semiconductor.thickness" in message
+
+
+@pytest.mark.parametrize("overrides", ["mesh.n_nodes=400", [3], 42])
+def test_overrides_of_the_wrong_shape_are_a_case_error(overrides):
+    case_error(MINIMAL, overrides)
+
+
+def test_dict_input_with_tuples_and_mapping_proxies_is_accepted():
+    raw = minimal()
+    raw["semiconductor"] = MappingProxyType(raw["semiconductor"])
+    assert load_case(raw)["semiconductor.thickness"] == pytest.approx(30e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 14: nothing non-finite is accepted, for any key of any model, steps included
+
+MODEL_CASES = {kind: next(p for p in CASE_FILES if p.stem.startswith(kind))
+               for kind in MODEL_KINDS}
+
+
+def _bad_values(key) -> list:
+    """NaN and infinities as floats and as strings (with the key's unit for a quantity)."""
+    if key.kind == schema.INTEGER:
+        return [math.nan, math.inf, -math.inf]
+    if key.kind == schema.NUMBER:
+        return [math.nan, -math.inf, "nan", "inf", "1e999"]
+    if key.kind == schema.QUANTITY:
+        return [math.nan, math.inf, f"nan {key.unit}", f"-inf {key.unit}",
+                f"1e999 {key.unit}", f"1e306 {key.unit}".replace(key.unit, "k" + key.unit)
+                if key.unit == "m" else f"inf {key.unit}"]
+    return [[1.0, math.nan], [f"1 {key.unit}", f"inf {key.unit}"], [f"1e999 {key.unit}"]]
+
+
+NUMERIC = (schema.QUANTITY, schema.NUMBER, schema.INTEGER, schema.QUANTITY_LIST)
+SECTION_KEYS = [(kind, key) for kind in MODEL_KINDS for key in model_module(kind).KEYS.values()
+                if key.kind in NUMERIC]
+STEP_PARAMS = [(kind, step, key)
+               for kind in MODEL_KINDS
+               for step, keys in getattr(model_module(kind), "STEP_KEYS", {}).items()
+               for key in keys.values() if key.kind in NUMERIC]
+
+
+@pytest.mark.parametrize(("kind", "key"), SECTION_KEYS,
+                         ids=[f"{kind}:{key.name}" for kind, key in SECTION_KEYS])
+def test_non_finite_value_of_any_key_is_a_case_error_naming_it(kind, key):
+    for value in _bad_values(key):
+        message = case_error(MODEL_CASES[kind], {key.name: value})
+        assert key.name in message, (value, message)
+        assert "finite" in message or "integer" in message, (value, message)
+
+
+@pytest.mark.parametrize(("kind", "step", "key"), STEP_PARAMS,
+                         ids=[f"{kind}:{step}.{key.name}" for kind, step, key in STEP_PARAMS])
+def test_non_finite_value_of_any_protocol_step_key_is_a_case_error_naming_it(kind, step, key):
+    raw = tomllib.loads(MODEL_CASES[kind].read_text())
+    for value in _bad_values(key):
+        raw["protocol"] = [{"step": step, key.name: value}]
+        message = case_error(raw)
+        assert "protocol[0]" in message and key.name in message, (value, message)
+        assert "finite" in message or "integer" in message, (value, message)
+
+
+def test_non_finite_in_a_set_string_is_a_case_error():
+    for text in ["nan", "inf", "-inf", "'nan nm'", "'1e999 cm^-3'"]:
+        message = case_error(MINIMAL, [f"semiconductor.thickness={text}"])
+        assert "semiconductor.thickness" in message
+
+
+def test_non_finite_toml_literals_in_a_file_are_case_errors(tmp_path):
+    path = tmp_path / "nan.toml"
+    for line in ["thickness = nan", "thickness = -inf", 'thickness = "inf m"',
+                 'donor_density = "1e999 cm^-3"', "relative_permittivity = inf"]:
+        path.write_text('[model]\nkind = "band_bending"\n[contact]\nmaterial = "TiC"\n'
+                        f'[semiconductor]\nmaterial = "anatase-TiO2"\n{line}\n')
+        message = case_error(path)
+        assert "semiconductor." + line.split(" ")[0] in message
+        assert "finite" in message
+
+
+def test_every_resolved_value_of_every_example_case_is_finite():
+    for path in CASE_FILES:
+        try:
+            case = load_case(path)
+        except fastnai.CaseError:  # an example the model rework has not caught up with
+            continue
+        for name, value in [*case.values.items(), *case.tables.items()]:
+            assert schema.first_non_finite(value, name) is None

@@ -187,17 +187,6 @@ def time_dependent(case) -> bool:
 
 def validate(case) -> None:
     """Cross-key checks (raise CaseError before any work)."""
-    requested, allowed = case["mesh.n_nodes"], max_nodes(case)
-    if requested is not None and requested > allowed:
-        h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
-        raise CaseError(f"mesh.n_nodes = {requested}: at most {allowed} nodes fit, one per "
-                        f"mesh.min_spacing = {h0:.4g} m (default: the hop distance) over the "
-                        f"shortest domain; ask for <= {allowed} nodes, a smaller min_spacing, or "
-                        "mesh.refinement to split cells")
-    n_total = base_nodes(case) * case["mesh.refinement"] * case["ensemble.n_particles"]
-    if n_total > 20_000_000:
-        raise CaseError(f"nodes * mesh.refinement * ensemble.n_particles = {n_total}: "
-                        "expected at most 2e7 nodes")
     geometry = case["model.geometry"]
     vt = constants.k * case["model.temperature"] / constants.e
     if case["sodium.ocv_interaction"] >= 2.0 * vt:
@@ -216,6 +205,17 @@ def validate(case) -> None:
             raise CaseError("an ensemble needs ensemble.radius_min <= ensemble.radius_max")
         if geometry == "core-shell" and lo <= case["contact.radius"]:
             raise CaseError("ensemble.radius_min must exceed contact.radius (the metal core)")
+    requested, allowed = case["mesh.n_nodes"], max_nodes(case)
+    if requested is not None and requested > allowed:
+        h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
+        raise CaseError(f"mesh.n_nodes = {requested}: at most {allowed} nodes fit, one per "
+                        f"mesh.min_spacing = {h0:.4g} m (default: the hop distance) over the "
+                        f"shortest domain; ask for <= {allowed} nodes, a smaller min_spacing, or "
+                        "mesh.refinement to split cells")
+    n_total = base_nodes(case) * case["mesh.refinement"] * case["ensemble.n_particles"]
+    if n_total > 20_000_000:
+        raise CaseError(f"nodes * mesh.refinement * ensemble.n_particles = {n_total}: "
+                        "expected at most 2e7 nodes")
     steps = case["protocol"]
     if not steps:
         raise CaseError("a drift_diffusion case needs at least one [[protocol]] step (equilibrate, "
