@@ -18,7 +18,7 @@ import xarray as xr
 
 from .case import Case, load_case
 from .errors import CaseError, ConvergenceError
-from .io import check_output_path, write_dataset
+from .io import check_output_path, remove_stale_temporaries, write_dataset
 from .lifecycle import Lifecycle, StopNow
 from .models import model_module
 from .resources import check_memory
@@ -114,6 +114,9 @@ def run(case: Case | str | Path | Mapping,
         if resume and not checkpoint.is_file():
             raise CaseError(f"--resume: checkpoint {str(checkpoint)!r} does not exist")
     check_memory(case)
+    for path in (output, checkpoint):
+        if path is not None:
+            remove_stale_temporaries(path)
     life = Lifecycle(case, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                      resume=resume, keep_checkpoint=keep_checkpoint, progress=progress)
     if resume:
@@ -131,8 +134,7 @@ def run(case: Case | str | Path | Mapping,
             life.raise_if_stopped()
         except StopNow:
             raise life.stop_at_start() from None
-    if output is not None:
-        life.finished()
+    life.finished()
     return ds
 
 

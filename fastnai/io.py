@@ -243,6 +243,30 @@ def remove_file(path: str | os.PathLike) -> None:
         raise WriteError(f"removing {path} failed: {_reason(exc)}.") from exc
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries a killed writer of ``path`` left (``.<name>.<random>.tmp``).
+
+    SIGKILL (or a power cut) between the temporary's creation and its rename leaves it
+    behind; the next run that writes ``path`` calls this first. Returns what was removed.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = (pathlib.Path(folder) / ".out.nc.a1b2c3d4.tmp").write_text("half a file")
+    ...     [p.name for p in remove_stale_temporaries(f"{folder}/out.nc")]
+    ['.out.nc.a1b2c3d4.tmp']
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    pattern = f".{path.name}." + "?" * _TMP_RANDOM + _TMP_SUFFIX
+    for stale in path.parent.glob(pattern):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
+
+
 # ---------------------------------------------------------------------------------------------
 # output paths
 

@@ -355,7 +355,7 @@ def _estimate_band_bending(case) -> int:
 def _dd_nodes(case) -> tuple[int, int]:
     """(particles, nodes per particle) as ``drift_diffusion.build`` makes them."""
     n_p = int(case["ensemble.n_particles"])
-    n_base = int(case["mesh.n_nodes"])
+    n_base = int(case["mesh.n_nodes"] or 300)  # the default: 300, capped below
     try:  # base_nodes(): never finer than mesh.min_spacing (default one hop)
         h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
         core = case["contact.radius"] if case["model.geometry"] == "core-shell" else 0.0

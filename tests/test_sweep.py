@@ -518,9 +518,8 @@ def test_points_on_different_meshes_merge_padded_outer_or_refused(tmp_path):
 def test_particle_size_ensemble_adds_volume_weighted_mean_and_spread(tmp_path):
     case = {"model": {"kind": "drift_diffusion", "geometry": "sphere", "electrostatics": False},
             "semiconductor": {"material": "anatase-TiO2"}, "contact": {"material": "TiC"},
-            "mesh": {"n_nodes": 40},
             "protocol": [{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.1}]}
-    key = "semiconductor.thickness"
+    key = "semiconductor.thickness"  # mesh.n_nodes by default: one per hop over each radius
     ds = fs.sweep(case, {key: "lognormal:20 nm:0.3:3"}, ensemble=key, weights="volume",
                   output_dir=tmp_path, scheduler="synchronous")
     radii = ds[key].values

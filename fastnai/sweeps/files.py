@@ -94,7 +94,7 @@ def _run_point(raw_case: Mapping, overrides: Mapping, points: str, index: int, s
 
         numba.set_num_threads(max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS)))
     try:
-        ds = api.run(raw_case, overrides)
+        ds = api.run(raw_case, overrides, progress=False)  # the sweep reports progress per point
         ds.attrs["sweep_id"] = sweep_id
         ds.attrs["sweep_point"] = index
         with _local_io():

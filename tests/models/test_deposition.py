@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 import numba
 import numpy as np
 import pytest
 from scipy import constants
 
+import fastnai
 from fastnai.case import load_case
 from fastnai.errors import CaseError, Interrupted
 from fastnai.models import deposition as dep
@@ -176,16 +179,29 @@ def test_same_seed_same_bits_on_one_and_two_threads():
     assert a.nuclei_count.values[-1] > 0
 
 
-def test_killed_and_resumed_run_ends_in_the_same_state(tmp_path):
-    """A run stopped after 40 steps and resumed from its checkpoint repeats the bits."""
+def test_sigterm_mid_run_checkpoints_and_the_resume_repeats_the_bits(tmp_path, monkeypatch):
+    """SIGTERM after 40 steps: Interrupted with a checkpoint; the resumed run ends with the
+    uninterrupted run's bits and removes the checkpoint."""
     case = make_case(plate("0.01 mA h cm^-2"), **{"mesh.nx": 48, "mesh.ny": 32})
     whole = _strip_attrs(dep.run(case, progress=False))
     ckpt = tmp_path / "dep.ckpt.npz"
-    with pytest.raises(Interrupted):
-        dep.simulate(case, checkpoint=str(ckpt), stop_after_steps=40, progress=False)
-    assert ckpt.exists()
-    resumed = _strip_attrs(dep.run(case, checkpoint=str(ckpt), resume=True, progress=False))
+    step = dep.Stepper._step
+    taken = []
+
+    def signalled_step(self, h, stats):
+        step(self, h, stats)
+        taken.append(h)
+        if len(taken) == 40:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler sets a flag; the step finishes
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dep.Stepper, "_step", signalled_step)
+        with pytest.raises(Interrupted) as info:
+            fastnai.run(case, checkpoint=ckpt, checkpoint_every=1e9, progress=False)
+    assert info.value.checkpoint_path == ckpt and ckpt.exists()
+    resumed = _strip_attrs(fastnai.run(case, checkpoint=ckpt, resume=True, progress=False))
     assert resumed.identical(whole)
+    assert not ckpt.exists()
 
 
 def test_dead_na_labelling_on_constructed_fields():

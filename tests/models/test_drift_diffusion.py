@@ -20,9 +20,10 @@ from scipy import constants
 
 import fastnai
 from fastnai import analysis
-from fastnai import transient as tr
 from fastnai.analysis import find_cv_peaks
 from fastnai.errors import CaseError, ConvergenceError
+from fastnai.io import read_checkpoint
+from fastnai.lifecycle import Lifecycle
 from fastnai.models import band_bending as bb
 from fastnai.models import drift_diffusion as dd
 
@@ -34,7 +35,8 @@ D0 = 7.9e-16  # default sodium.jump_diffusivity [m2 s-1]
 U0 = 0.75  # default sodium.ocv_u0 [V]
 
 BASE = {"model": {"kind": "drift_diffusion"}, "semiconductor": {"material": "anatase-TiO2"},
-        "contact": {"material": "TiC"}, "mesh": {"n_nodes": 100}}
+        "contact": {"material": "TiC"}, "mesh": {"n_nodes": 100},
+        "protocol": [{"step": "rest", "duration": 1.0}]}
 
 #: the ideal-lattice-gas, Nernstian electrode of the closed forms (co-located: the electrolyte
 #: at x = 0, where the graded mesh is finest; a blocking wall at x = L)
@@ -46,8 +48,8 @@ def case(protocol=None, base=BASE, dotted=None, **overrides):
     """A case from ``base`` with a protocol, the ``dotted`` overrides and keyword overrides
     (``a__b`` for ``a.b``)."""
     cfg = copy.deepcopy(base)
-    if protocol is not None:
-        cfg["protocol"] = protocol
+    # a case needs a protocol; tests that only build the set-up get a short rest
+    cfg["protocol"] = protocol if protocol is not None else [{"step": "rest", "duration": 1.0}]
     over = dict(dotted or {})
     over.update({k.replace("__", "."): v for k, v in overrides.items()})
     return fastnai.load_case(cfg, over)
@@ -336,7 +338,7 @@ def test_theta_stays_strictly_inside_zero_one_through_a_10c_discharge(overrides)
 
 ENSEMBLE = {"model": {"kind": "drift_diffusion", "geometry": "sphere"},
             "semiconductor": {"material": "anatase-TiO2"}, "contact": {"material": "TiC"},
-            "mesh": {"n_nodes": 60},
+            "mesh": {"n_nodes": 16},  # one node per hop over the smallest radius
             "ensemble": {"n_particles": 4, "radius_min": "7.5 nm", "radius_max": "25 nm"}}
 ENSEMBLE_CC = [{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.1}]
 
@@ -344,7 +346,7 @@ ENSEMBLE_CC = [{"step": "constant_current", "c_rate": 2.0, "cutoff_voltage": 0.1
 def check_ensemble(result, ordered_every_step=True):
     rec = result.recorder
     (index, traj), = result.trajectories
-    applied = result.segments[index].current
+    applied = result.segments[index].value
     assert applied < 0.0
     rows = segment_rows(result, index)[1:]
     per_particle = np.array(rec.particle_current)[rows]  # A per steradian, anodic positive
@@ -413,7 +415,7 @@ def test_constant_current_with_the_electrolyte_at_the_contact_node(geometry):
     (index, _), = result.trajectories
     rows = segment_rows(result, index)[1:]
     np.testing.assert_allclose(np.asarray(result.recorder.current)[rows],
-                               result.segments[index].current, rtol=1e-9)
+                               result.segments[index].value, rtol=1e-9)
     assert result.recorder.voltage[-1] == pytest.approx(0.1, abs=1e-6)
 
 
@@ -485,7 +487,7 @@ def test_resume_from_a_killed_run_ends_bitwise_identical(tmp_path, monkeypatch,
     calls = []
 
     def crashing_record(self, cell, t, y):
-        # checkpoint_every = 0 writes a checkpoint after every accepted step, after this hook:
+        # checkpoint_every = 0 writes a checkpoint after every accepted step, after this record:
         # the kill leaves the previous step's checkpoint, as a hard kill would
         record(self, cell, t, y)
         calls.append(t)
@@ -495,13 +497,12 @@ def test_resume_from_a_killed_run_ends_bitwise_identical(tmp_path, monkeypatch,
     with monkeypatch.context() as patch:
         patch.setattr(dd.Recorder, "record", crashing_record)
         with pytest.raises(Killed):
-            dd.simulate(c, checkpoint=str(path), checkpoint_every=0.0, progress=False)
-    saved = tr.read_checkpoint(path)
-    assert kill_at - 3 <= len(saved["model"]["t"]) < kill_at
-    assert int(saved["model"]["segment_index"]) == index
+            run_checkpointed(c, path)
+    saved, meta = read_checkpoint(path)
+    assert kill_at - 3 <= len(saved["cell"]["recorder"]["t"]) < kill_at
+    assert int(saved["runner"]["segment"]) == index and meta["phase"] == "running"
 
-    resumed = dd.simulate(c, checkpoint=str(path), checkpoint_every=0.0, resume=True,
-                          progress=False)
+    resumed = run_checkpointed(c, path, resume=True)
     np.testing.assert_array_equal(resumed.y_final, reference.y_final)
     for series in ("t", "voltage", "current", "inventory", "segment", "profile_t"):
         np.testing.assert_array_equal(getattr(resumed.recorder, series),
@@ -509,8 +510,14 @@ def test_resume_from_a_killed_run_ends_bitwise_identical(tmp_path, monkeypatch,
     np.testing.assert_array_equal(np.array(resumed.recorder.profiles),
                                   np.array(reference.recorder.profiles))
     assert resumed.stats == reference.stats  # the solver statistics of the Dataset's attrs
-    assert resumed.equilibrium_iterations == reference.equilibrium_iterations
     assert resumed.cv_start_voltage == reference.cv_start_voltage
+
+
+def run_checkpointed(c, path, resume=False):
+    """simulate() with a checkpoint after every accepted step (checkpoint_every = 0)."""
+    life = Lifecycle(c, checkpoint=path, checkpoint_every=0.0, resume=resume, progress=False)
+    with life:
+        return dd.simulate(c, lifecycle=life)
 
 
 # ---------------------------------------------------------------------------------------------
