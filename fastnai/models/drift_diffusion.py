@@ -279,23 +279,9 @@ TABLE_SIZE = 10_001  # ell from -160 to +40
 
 
 def _region_params(case, donor_density: float) -> np.ndarray:
-    overrides = {"semiconductor.donor_density": donor_density, "semiconductor.donor_level": None,
-                 "semiconductor.donor_degeneracy": 2.0}
-    view = _CaseView(case, overrides)
-    return bb.charge_parameters(view)
-
-
-class _CaseView:
-    """A case with some values replaced (for per-region charge parameters)."""
-
-    def __init__(self, case, overrides):
-        self._case = case
-        self._over = overrides
-
-    def __getitem__(self, key):
-        if key in self._over:
-            return self._over[key]
-        return self._case[key]
+    """Space-charge parameters of a region: the case's charges at ``donor_density``, donors
+    fully ionised (this model has no donor level)."""
+    return bb.charge_parameters(case, donor_density=donor_density, complete_ionisation=True)
 
 
 def min_spacing(case, length: float) -> float:
@@ -879,7 +865,7 @@ def _equilibrium_at(setup: Setup, voltage: float, guess: np.ndarray | None = Non
         else:
             # the theta -> 0 limit is the band-bending problem (E_F = -qV): its solution, with
             # barrier continuation when needed, starts Newton
-            sol = bb.solve(_band_bending_view(s, p))
+            sol = bb.solve_problem(_band_bending_problem(s, p))
             total += sol.newton_iterations
             z[p, :, 0] = sol.psi + voltage
         z[p, :, 1] = _local_ell(s, p, z[p, :, 0], voltage)
@@ -893,19 +879,20 @@ def _equilibrium_at(setup: Setup, voltage: float, guess: np.ndarray | None = Non
     return y, total
 
 
-def _band_bending_view(s: Setup, p: int) -> _CaseView:
-    """The band_bending case of particle p: same mesh, charges and contact, no Na."""
+def _band_bending_problem(s: Setup, p: int) -> bb.Problem:
+    """The theta -> 0 limit of particle p: the band-bending problem on the same mesh,
+    charges and contact, intimate (Dirichlet) contact, no Na."""
     case = s.case
-    geometry = {"separated": "planar", "co-located": "planar", "sphere": "sphere",
-                "core-shell": "dot"}[case["model.geometry"]]
+    kind = {"separated": "planar", "co-located": "planar", "sphere": "sphere",
+            "core-shell": "dot"}[case["model.geometry"]]
     length = float(s.depth[p, -1])
-    return _CaseView(case, {
-        "model.geometry": geometry, "semiconductor.thickness": length,
-        "mesh.min_spacing": min_spacing(case, length), "mesh.n_nodes": base_nodes(case),
-        "contact.interfacial_layer_thickness": 0.0, "contact.interface_state_density": 0.0,
-        "contact.charge_neutrality_level": 0.0, "contact.interfacial_layer_permittivity": 1.0,
-        "solver.tolerance": 1e-10, "solver.max_iterations": 200, "solver.continuation": True,
-        "semiconductor.donor_level": None, "semiconductor.donor_degeneracy": 2.0})
+    depth = graded_mesh(length, base_nodes(case), min_spacing(case, length),
+                        case["mesh.refinement"])
+    return bb.Problem(bb.make_geometry(kind, depth, contact_radius=case["contact.radius"]),
+                      _region_params(case, case["semiconductor.donor_density"]),
+                      case["semiconductor.relative_permittivity"] * constants.epsilon_0,
+                      case["contact.work_function"] - case["semiconductor.electron_affinity"],
+                      tol=1e-10, max_iter=200, continuation=True)
 
 
 def _local_ell(s: Setup, p: int, psi: np.ndarray, voltage: float) -> np.ndarray:

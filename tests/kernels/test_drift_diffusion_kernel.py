@@ -126,7 +126,8 @@ def test_ocv_matches_closed_form_and_inverts_to_1e12(omega):
 RTOL_J = 1e-5
 SMALL_CASE = {"model": {"kind": "drift_diffusion"},
               "semiconductor": {"material": "anatase-TiO2", "thickness": "4 nm"},
-              "contact": {"material": "TiC"}, "mesh": {"n_nodes": 6}}
+              "contact": {"material": "TiC"}, "mesh": {"n_nodes": 6},
+              "protocol": [{"step": "rest", "duration": 1.0}]}
 
 
 @pytest.fixture(scope="module")
