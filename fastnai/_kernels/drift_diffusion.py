@@ -55,7 +55,7 @@ from numba import njit, prange
 
 from . import poisson
 from ._jit import JIT, JIT_INLINE, JIT_PARALLEL
-from .hopping import bernoulli_pair, hopping_flux
+from .hopping import hopping_flux, sg_flux
 
 Q_E = 1.602176634e-19
 
@@ -291,13 +291,7 @@ def _face(z, i, qi, qj, dt, area, h, d0_face, vt, a_hop, c_max, d_n, dd):
     if dd:
         # Scharfetter-Gummel: w = (phi_j - phi_i)/V_t + ln(n_j/n_i) (degenerate correction)
         ww = (z[j, 2] - z[i, 2]) / vt + math.log(n_j / n_i)
-        pre = d_n / h[i]
-        bm, dbm = bernoulli_pair(-ww)
-        bp, dbp = bernoulli_pair(ww)
-        fe = pre * (bm * n_i - bp * n_j)
-        dfw = pre * (-dbm * n_i - dbp * n_j)
-        dfni = pre * bm
-        dfnj = -pre * bp
+        fe, dfw, dfni, dfnj = sg_flux(ww, n_i, n_j, d_n / h[i])
         # n_i depends on x_i = psi_i - phi_i with dn_i/dx_i = dn_i
         dw_dxi = -dn_i / n_i
         dw_dxj = dn_j / n_j
@@ -1315,6 +1309,8 @@ def _exchange_currents(u_locs, sc):
 
 @njit(**JIT)
 def _shift_bisection(etas, i0s, sc, current):
+    """The shift by bisection on [-10, 10] V to a 1e-12 V bracket: :func:`rigid_shift`'s
+    fallback, and the reference its tests compare with."""
     lo = -10.0
     hi = 10.0
     mid = 0.0
@@ -1330,10 +1326,6 @@ def _shift_bisection(etas, i0s, sc, current):
     return mid
 
 
-@njit(**JIT)
-def rigid_shift_bisection(etas, u_locs, sc, current):
-    """:func:`rigid_shift` by bisection on [-10, 10] V to a 1e-12 V bracket (its reference)."""
-    return _shift_bisection(etas, _exchange_currents(u_locs, sc), sc, current)
 
 
 #: The bisection halves [-10, 10] V until its bracket is narrower than 1e-12 V and returns its

@@ -133,6 +133,32 @@ def degeneracy_correction(n, n_c):
     return eta - math.log(y), 1.0 / (n_c * fd_minus_half(eta)) - 1.0 / n
 
 
+@njit(**JIT_INLINE)
+def sg_flux(w, n_i, n_j, pre):
+    """Scharfetter-Gummel flux ``pre (B(-w) n_i - B(w) n_j)`` and its derivatives.
+
+    The one evaluation of the SG face flux: :func:`sg_electron_flux` and the drift-diffusion
+    kernel's electron faces call it.
+
+    Parameters
+    ----------
+    w
+        Driving force across the face in thermal units [1].
+    n_i, n_j
+        Densities at the two nodes [m-3].
+    pre
+        ``D_n / h`` [m s-1].
+
+    Returns
+    -------
+    tuple
+        (F, dF/dw, dF/dn_i, dF/dn_j).
+    """
+    bm, dbm = bernoulli_pair(-w)
+    bp, dbp = bernoulli_pair(w)
+    return pre * (bm * n_i - bp * n_j), pre * (-dbm * n_i - dbp * n_j), pre * bm, -pre * bp
+
+
 @njit(**JIT)
 def sg_electron_flux(psi_i, psi_j, delta_i, delta_j, n_i, n_j, d_n, h, vt):
     """Scharfetter-Gummel electron particle flux from node i to j = i + 1 [m-2 s-1].
@@ -142,10 +168,6 @@ def sg_electron_flux(psi_i, psi_j, delta_i, delta_j, n_i, n_j, d_n, h, vt):
     statistics, with ``dF_dw`` recovered as dF/dpsi_j * V_t.
     """
     w = ((psi_j - vt * delta_j) - (psi_i - vt * delta_i)) / vt
-    bm = bernoulli(-w)
-    bp = bernoulli(w)
-    pre = d_n / h
-    flux = pre * (bm * n_i - bp * n_j)
-    d_w = pre * (-bernoulli_derivative(-w) * n_i - bernoulli_derivative(w) * n_j)
-    return flux, -d_w / vt, d_w / vt, pre * bm, -pre * bp
+    flux, d_w, d_ni, d_nj = sg_flux(w, n_i, n_j, d_n / h)
+    return flux, -d_w / vt, d_w / vt, d_ni, d_nj
 

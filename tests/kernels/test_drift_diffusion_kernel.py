@@ -506,7 +506,7 @@ def test_rigid_shift_is_the_bisection_to_the_bit(current):
         etas = rng.normal(0.0, 0.1, n_p)
         u_locs = rng.uniform(0.3, 1.2, n_p)
         assert (kdd.rigid_shift(etas, u_locs, sc, current)
-                == kdd.rigid_shift_bisection(etas, u_locs, sc, current))
+                == kdd._shift_bisection(etas, kdd._exchange_currents(u_locs, sc), sc, current))
 
 
 @pytest.mark.parametrize("galvanostatic", [False, True], ids=["potentiostatic", "galvanostatic"])
