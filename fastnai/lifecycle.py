@@ -39,7 +39,7 @@ from typing import Any
 
 from .errors import CaseError, Interrupted
 
-__all__ = ["Lifecycle", "StopNow", "case_digest"]
+__all__ = ["Lifecycle", "Progress", "StopNow", "case_digest"]
 
 logger = logging.getLogger("fastnai")
 
@@ -101,7 +101,7 @@ class Lifecycle:
     --------
     >>> import os, signal, tempfile
     >>> from fastnai.case import load_case
-    >>> case = load_case("cases/deposition_na_on_vn.toml")
+    >>> case = load_case("cases/deposition_na_vn.toml")
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     life = Lifecycle(case, checkpoint=f"{folder}/run.ckpt.npz", progress=False)
     ...     with life:
@@ -139,7 +139,7 @@ class Lifecycle:
         self._installed = False
         self._start = time.monotonic()
         self._last_write = self._start
-        self._progress = _Progress(progress, progress_interval, self._start)
+        self._progress = Progress(progress, progress_interval, self._start)
 
     # -- signals ------------------------------------------------------------------------------
     def __enter__(self) -> Lifecycle:
@@ -270,13 +270,30 @@ class Lifecycle:
         self._progress(info, final)
 
 
-class _Progress:
-    """tqdm bar on a terminal, INFO lines otherwise, or a user callback."""
+class Progress:
+    """Progress reports: a tqdm bar on a terminal, INFO lines otherwise, or a user callback.
 
-    def __init__(self, spec, interval: float | None, start: float):
+    Parameters
+    ----------
+    spec
+        None: bar or log lines; False: silent; a callable: called with the info dict.
+    interval
+        Wall time between reports [s]; default 10 s for log lines, 0.5 s for a bar.
+    start
+        ``time.monotonic()`` at the start (for the wall time in log lines).
+    log
+        Logger of the lines.
+
+    The info dict holds ``t`` [s] and ``fraction`` [0-1], and may hold ``segment`` and
+    ``n_segments``, ``voltage`` [V], ``current``, ``n_steps``, ``dt`` [s].
+    """
+
+    def __init__(self, spec, interval: float | None, start: float,
+                 log: logging.Logger = logger):
         self.callback = spec if callable(spec) else None
         self.enabled = spec is not False
         self.start = start
+        self.log = log
         self.bar = None
         tty = sys.stderr is not None and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         if self.enabled and self.callback is None and tty:
@@ -285,12 +302,12 @@ class _Progress:
             except ImportError:  # tqdm is an optional extra: log lines instead
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=1000, unit="", desc="protocol", leave=False,
+                self.bar = tqdm(total=1000, unit="", desc="progress", leave=False,
                                 bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
         self.interval = (0.5 if self.bar is not None else 10.0) if interval is None else interval
         self._last = -math.inf
 
-    def __call__(self, info: Mapping[str, float], final: bool) -> None:
+    def __call__(self, info: Mapping[str, float], final: bool = False) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -303,14 +320,27 @@ class _Progress:
         fraction = min(max(float(info.get("fraction", 0.0)), 0.0), 1.0)
         if self.bar is not None:
             self.bar.n = int(round(1000 * fraction))
-            self.bar.set_postfix_str(f"t={info['t']:.4g} s V={info.get('voltage', math.nan):.4g}",
-                                     refresh=False)
+            self.bar.set_postfix_str(f"t={info['t']:.4g} s", refresh=False)
             self.bar.refresh()
             return
-        logger.info("t = %.6g s, segment %d/%d, %.1f %% of the protocol, V = %.6g V, "
-                    "I = %.4g, %d steps, wall %.1f s", info["t"], info.get("segment", 0) + 1,
-                    info.get("n_segments", 1), 100.0 * fraction, info.get("voltage", math.nan),
-                    info.get("current", math.nan), info.get("n_steps", 0), now - self.start)
+        self.log.info("%s", self.line(info, fraction, now - self.start))
+
+    @staticmethod
+    def line(info: Mapping[str, float], fraction: float, wall: float) -> str:
+        """The log line of ``info``."""
+        parts = [f"t = {info['t']:.6g} s"]
+        if "segment" in info:
+            parts.append(f"segment {int(info['segment']) + 1}/{int(info['n_segments'])}")
+        parts.append(f"{100.0 * fraction:.1f} % done")
+        if "voltage" in info:
+            parts.append(f"V = {info['voltage']:.6g} V")
+        if "current" in info:
+            parts.append(f"I = {info['current']:.4g}")
+        parts.append(f"{int(info.get('n_steps', 0))} steps")
+        if "dt" in info:
+            parts.append(f"dt = {info['dt']:.3g} s")
+        parts.append(f"wall {wall:.1f} s")
+        return ", ".join(parts)
 
     def close(self) -> None:
         if self.bar is not None:

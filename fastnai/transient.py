@@ -108,7 +108,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -505,45 +504,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 class _Progress:
-    """tqdm bar on a TTY, log lines otherwise, or a user callback; at most every ``interval`` s."""
+    """:class:`fastnai.lifecycle.Progress` over one integration (``callback(t, stats)``)."""
 
     def __init__(self, spec: bool | Callable | None, t0: float, t_end: float, interval: float):
-        self.t0, self.t_end, self.interval = t0, t_end, interval
-        self.callback = spec if callable(spec) else None
-        self.bar = None
-        self.enabled = spec is not False
-        self._last = time.monotonic()
-        self._shown = t0
-        if self.enabled and self.callback is None and sys.stderr is not None and sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-            except ImportError:  # tqdm is an optional extra
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=t_end - t0, unit="s", desc="t", mininterval=max(interval, 0.1),
-                                leave=False)
+        from .lifecycle import Progress
+
+        self.t0, self.t_end = t0, t_end
+        callback = (lambda info: spec(info["t"], info["stats"])) if callable(spec) else spec
+        self.report = Progress(callback, interval, time.monotonic(), logger)
 
     def __call__(self, t: float, stats: StepStats, dt: float, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not final and now - self._last < self.interval:
-            return
-        self._last = now
-        if self.callback is not None:
-            self.callback(t, stats)
-        elif self.bar is not None:
-            self.bar.update(t - self._shown)
-            self._shown = t
-        else:
-            span = self.t_end - self.t0
-            logger.info("t = %.6g s of %.6g s (%.1f %%): %d steps, %d rejected, dt = %.3g s",
-                        t, self.t_end, 100.0 * (t - self.t0) / span, stats.n_steps,
-                        stats.n_rejected_error + stats.n_rejected_newton, dt)
+        self.report({"t": t, "fraction": (t - self.t0) / (self.t_end - self.t0),
+                     "n_steps": stats.n_steps, "dt": dt, "stats": stats}, final)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.report.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_readme_slurm_array_example_runs_with_the_index_from_the_environment(
         tmp_path, monkeypatch, capsys):
     from fastnai.cli import main
 
-    script = _block((REPO / "README.md").read_text(), "bash", "#SBATCH")
+    script = _block((REPO / "README.md").read_text(), "bash", "#SBATCH --array")
     first, last = map(int, re.search(r"#SBATCH --array=(\d+)-(\d+)", script).groups())
     task = next(line for line in script.splitlines() if line.startswith("fastnai sweep"))
     merge = re.search(r"#\s+(fastnai sweep .*--merge)", script).group(1)
@@ -100,3 +100,31 @@ def test_readme_dask_jobqueue_example_runs_on_a_local_stand_in(tmp_path, monkeyp
         assert set(ds.status.values.ravel()) == {"ok"}
         assert ds.interface_field.dims == ("semiconductor.donor_density", "contact.work_function")
     assert "[" in capsys.readouterr().out  # the printed interface fields
+
+
+def test_readme_slurm_signal_idiom_checkpoints_on_sigterm_and_the_same_script_resumes(tmp_path):
+    """The batch script of the run-lifecycle section, run by bash as SLURM would: SIGTERM to the
+    batch shell (``--signal=B:TERM``) reaches fastnai through ``exec``: exit 4 and a checkpoint;
+    the same script submitted again resumes it to the end and the checkpoint goes."""
+    import os
+    import signal
+    import subprocess
+
+    script = _block((REPO / "README.md").read_text(), "bash", "#SBATCH --signal=B:TERM")
+    assert "exec fastnai run" in script
+    script = script.replace("cases/", f"{REPO}/cases/")
+    # a longer GITT than the case's 3 pulses, so that the signal finds it running
+    script = script.replace(" -o gitt.nc", " -o gitt.nc --set protocol.1.n_pulses=40")
+    (tmp_path / "job.sh").write_text(script)
+    env = {**os.environ, "SLURM_CPUS_PER_TASK": "1"}
+    job = subprocess.Popen(["bash", "job.sh"], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, text=True)
+    assert "fastnai: t = " in job.stderr.readline()  # set-up done, the protocol is running
+    job.send_signal(signal.SIGTERM)  # what --signal=B:TERM@120 does: to the batch shell
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 4, err
+    assert (tmp_path / "gitt.ckpt.npz").exists() and not (tmp_path / "gitt.nc").exists()
+    again = subprocess.run(["bash", "job.sh"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "gitt.nc").exists() and not (tmp_path / "gitt.ckpt.npz").exists()
