@@ -120,7 +120,7 @@ def test_sigterm_in_set_up_stops_at_once_with_a_start_checkpoint(tmp_path, monke
                                                                   reference):
     """Before the first step (here: while the mesh is built) the run stops at once: no
     equilibrium after the signal; the checkpoint says "start from the beginning"."""
-    meta = interrupt_and_resume(tmp_path, monkeypatch, "gitt", dd, "build", 1, reference,
+    meta = interrupt_and_resume(tmp_path, monkeypatch, "gitt", dd.cell, "build", 1, reference,
                                 before=True)
     assert meta["phase"] == "start"
 
@@ -322,7 +322,7 @@ def deny_work(monkeypatch):
         raise AssertionError("work started")
 
     for module in (dd, dep, fs):
-        monkeypatch.setattr(module, "build", refuse)
+        monkeypatch.setattr(module.cell, "build", refuse)
 
 
 def bad_path_cases(tmp_path):

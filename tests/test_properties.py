@@ -626,12 +626,6 @@ def _numba_imported_by_loading(case_files: list[Path]) -> dict[str, bool]:
     return imported
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "models import their Numba kernels at module level (issue 14, 'keys importable without "
-    "Numba'): load_case -> fastnai.models.model_module(kind) imports fastnai.models.<kind>, which "
-    "imports band_bending: fastnai._kernels.poisson; drift_diffusion: "
-    "fastnai._kernels.drift_diffusion; film_stress: fastnai.fem -> fastnai._kernels.fem_q1; "
-    "deposition: fastnai._kernels.counter_rng; each imports numba"))
 def test_loading_a_case_does_not_import_numba():
     one_per_kind = [next(p for p in CASE_FILES if p.stem.startswith(kind)) for kind in MODEL_KINDS]
     imported = _numba_imported_by_loading(one_per_kind)

@@ -1,4 +1,7 @@
-"""Model registry: one module per ``[model].kind``, imported on first use."""
+"""Model registry: one package per ``[model].kind`` (``keys``, set-up, cell, output).
+
+Importing a package imports only its ``keys`` (case keys and validation, no Numba); the rest
+loads on first use, so loading and validating a case compiles nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ PLANNED_KINDS: tuple[str, ...] = ()
 
 
 def model_module(kind: str) -> ModuleType:
-    """The module implementing ``kind`` (``fastnai.models.<kind>``)."""
+    """The package implementing ``kind`` (``fastnai.models.<kind>``)."""
     if kind not in MODEL_KINDS:
         raise KeyError(kind)
     return importlib.import_module(f"fastnai.models.{kind}")

@@ -17,8 +17,8 @@ import xarray as xr
 
 import fastnai
 from fastnai.errors import CaseError
-from fastnai.models import film_composition as comp
 from fastnai.models import film_stress as fs
+from fastnai.models.film_stress import composition as comp
 
 REPO = Path(__file__).resolve().parents[2]
 

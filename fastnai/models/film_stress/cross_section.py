@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import fem
-from ..errors import ConvergenceError
-from . import film_composition as comp
+from .... import fem
+from ...errors import ConvergenceError
+from . import composition as comp
 
 
 @dataclass

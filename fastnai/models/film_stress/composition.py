@@ -32,7 +32,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
-from ..errors import CaseError
+from ...errors import CaseError
 
 PROFILES = ("uniform", "linear", "tabulated", "process")
 
