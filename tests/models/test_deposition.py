@@ -319,3 +319,24 @@ def test_a_site_that_never_activated_is_written(tmp_path):
     assert "nan_means" in ds.site_activation_time.attrs
     back = read_dataset(write_dataset(ds, tmp_path / "dep.nc"))
     assert np.isnan(back.site_activation_time.values[-1])
+
+
+def test_a_step_that_cannot_meet_the_front_limit_is_a_convergence_error(monkeypatch):
+    """The step-retry loop never commits an over-limit step: when the front would outrun the
+    Courant limit even at the shortest step (here a front speed made infinite), the run stops
+    with the rejected attempts as its history (exit 3)."""
+    from fastnai.errors import ConvergenceError
+
+    case = make_case(plate("0.001 mA h cm^-2"), **{"mesh.nx": 16, "mesh.ny": 16})
+    advance = dep.Cell.advance
+
+    def runaway(self, dt, mode, value):
+        v, its, _ = advance(self, dt, mode, value)
+        return v, its, math.inf
+
+    monkeypatch.setattr(dep.Cell, "advance", runaway)
+    with pytest.raises(ConvergenceError, match="the step was cut to 1e-12 s") as info:
+        dep.simulate(case, progress=False)
+    rows = info.value.history
+    assert rows and rows[-1][1] == dep.cell.MIN_STEP and math.isinf(rows[-1][2])
+    assert all(b[1] < a[1] for a, b in zip(rows, rows[1:], strict=False))  # each cut shorter

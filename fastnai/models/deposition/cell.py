@@ -466,6 +466,11 @@ class _Recorder:
         self.next_snapshot = int(state["next_snapshot"])
 
 
+#: Shortest step of the explicit stepper [s]: a step that must be cut below it to keep the
+#: front and voltage limits is a ConvergenceError, never a silently committed over-limit step.
+MIN_STEP = 1e-12
+
+
 class Stepper:
     """The explicit time stepper as a :class:`~fastnai.runner.Cell` of the protocol runner.
 
@@ -534,20 +539,26 @@ class Stepper:
     def _step(self, h: float, stats) -> None:
         cell, s = self.cell, self.s
         limit_v = self.mode == "current" and s.capacitance > 0.0  # V is a state only with C_dl
+        rejected = []
         for _attempt in range(60):
             v, its, vmax = cell.advance(h, self.mode, self.value)
             stats.n_newton_iterations += its
-            too_fast = vmax * h > 2.0 * self.courant * s.dx
-            too_big = limit_v and abs(v - cell.voltage) > 2.0 * self.dv_max
-            if not (too_fast or too_big) or h <= 1e-12:
+            too_fast = not vmax * h <= 2.0 * self.courant * s.dx  # NaN speeds count as too fast
+            too_big = limit_v and not abs(v - cell.voltage) <= 2.0 * self.dv_max
+            if not (too_fast or too_big):
                 break
+            rejected.append((cell.t, h, vmax * h / s.dx, abs(v - cell.voltage), its))
+            if h <= MIN_STEP:
+                raise self._step_error(f"the step was cut to {h:.3g} s", rejected)
             stats.n_rejected_error += 1
             shrink = 0.5
             if too_fast:
                 shrink = min(shrink, self.courant * s.dx / (vmax * h))
             if too_big:
                 shrink = min(shrink, self.dv_max / abs(v - cell.voltage))
-            h *= max(shrink, 0.05)
+            h = max(h * max(shrink, 0.05), MIN_STEP)
+        else:
+            raise self._step_error("60 attempts were rejected", rejected)
         dv = abs(v - cell.voltage)
         current = cell.commit(h, v)
         cell.t += h
@@ -563,6 +574,14 @@ class Stepper:
         if dv > 0.0 and limit_v:
             nxt = min(nxt, h * self.dv_max / dv)
         self.dt = max(nxt, 1e-12)
+
+    def _step_error(self, what: str, rejected: list) -> ConvergenceError:
+        return ConvergenceError(
+            f"deposition: {what} at t = {self.cell.t:.9g} s and the front still moves more than "
+            f"2 solver.front_courant = {2.0 * self.courant:g} cells or the voltage more than "
+            f"2 solver.max_voltage_step = {2.0 * self.dv_max:g} V in a step; lower the current "
+            "or refine mesh.dx", rejected,
+            columns=("t [s]", "dt [s]", "front [cells]", "|dV| [V]", "Newton its"))
 
     def state(self) -> dict:
         return {"fields": self.cell.checkpoint_state(), "recorder": self.rec.state(),
