@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .... import fem
+from ... import fem
 from ...errors import ConvergenceError
 from . import composition as comp
 
