@@ -2,14 +2,15 @@
 
 :func:`run` is the one place a run's lifecycle is put together: the output and checkpoint
 paths are checked and the memory estimated before any work, signals are caught from then to
-the written file (:class:`~fastnai.lifecycle.Lifecycle`), and the result is checked finite
-before it is returned or written. :func:`sweep` (in :mod:`fastnai.sweeps`) runs every point
-through :func:`run`.
+the written file (:class:`~fastnai.lifecycle.Lifecycle`), and the result gets its provenance
+attributes and is checked finite before it is returned or written, once for every model.
+:func:`sweep` (in :mod:`fastnai.sweeps`) runs every point through :func:`run`.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,9 @@ def run(case: Case | str | Path | Mapping,
         life.read()  # an edited case or another version: CaseError before any work
     with life:
         try:
+            start = time.perf_counter()
             ds = module.run(case, lifecycle=life) if timed else module.run(case)
+            ds.attrs = {**provenance(case, time.perf_counter() - start), **ds.attrs}
             bad = _non_finite(ds)
             if bad:
                 raise ConvergenceError(f"{case.kind}: non-finite {', '.join(bad)} in the result",
@@ -142,3 +145,10 @@ def _non_finite(ds: xr.Dataset) -> list[str]:
     from .variables import non_finite
 
     return non_finite(ds)
+
+
+def provenance(case: Case, wall_time_s: float) -> dict:
+    """The provenance attrs of SPEC 2.2 (:func:`fastnai.variables.provenance`)."""
+    from .variables import provenance as attrs
+
+    return attrs(case, wall_time_s)

@@ -9,6 +9,7 @@ shown as they are, with the reason in the note; nothing is tuned to them.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,13 +19,13 @@ from pathlib import Path
 import numpy as np
 from scipy import constants
 
+from .api import run
 from .case import load_case
 from .errors import CaseError
-from .io import write_dataset
+from .io import atomic_write_text, write_dataset
 from .models import band_bending as bb
 from .models import deposition as dep
 from .models import drift_diffusion as dd
-from .models import film_stress as fs
 
 CAI = "doi:10.1002/smll.202200694"
 WANG = "doi:10.1002/advs.202201209"
@@ -67,7 +68,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
     rows: list[Row] = []
     sys_seed = "TiC/N-TiO2 (planar)"
     case = _case("band_bending_ticn_tio2")
-    ds = bb.run(case)
+    ds = run(case)
     datasets["band_bending_ticn_tio2"] = ds
     n0 = float(ds.interface_electron_density) * 1e-6
     field = float(ds.interface_field) * 1e-2
@@ -100,12 +101,12 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
     rows.append(Row(sys_seed, "band bending", "eV", None, float(ds.band_bending), "computed",
                     "bulk with shallow, fully ionised donors (1e18 cm-3, assumed)"))
     for mass in (0.4, 1.0):
-        dsm = bb.run(case.with_overrides({"semiconductor.electron_effective_mass": mass}))
+        dsm = run(case.with_overrides({"semiconductor.electron_effective_mass": mass}))
         rows.append(Row(sys_seed, f"interface field with m* = {mass} m0 (literature span)",
                         "V cm-1", 1.03e7, float(dsm.interface_field) * 1e-2, "computed",
                         f"n(0) = {float(dsm.interface_electron_density) * 1e-6:.3g} cm-3"))
 
-    dsx05 = bb.run(_case("band_bending_ticn_tio2_x05"))
+    dsx05 = run(_case("band_bending_ticn_tio2_x05"))
     datasets["band_bending_ticn_tio2_x05"] = dsx05
     rows.append(Row("TiC0.5N0.5/N-TiO2 (planar)", "interface field", "V cm-1", 1.03e7,
                     float(dsx05.interface_field) * 1e-2, "computed",
@@ -114,7 +115,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
 
     # the bulk the paper's XPS implies
     xps = _case("band_bending_ticn_tio2_xps_bulk")
-    dsx = bb.run(xps)
+    dsx = run(xps)
     datasets["band_bending_ticn_tio2_xps_bulk"] = dsx
     sys_xps = "TiC/N-TiO2, XPS bulk"
     rows.append(Row(sys_xps, "bulk E_C - E_F", "eV", 3.2 - 2.21, float(dsx.bulk_Ec_minus_Ef),
@@ -134,13 +135,13 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
 
     for name, label in (("band_bending_ticn_tio2_dot", "1.5 nm TiC dot (radial)"),
                         ("band_bending_ticn_tio2_sphere", "12.5 nm particle, TiC shell")):
-        dsg = bb.run(_case(name))
+        dsg = run(_case(name))
         datasets[name] = dsg
         rows.append(Row(label, "interface field", "V cm-1", 1.03e7,
                         float(dsg.interface_field) * 1e-2, "computed",
                         "curvature concentrates the dot's field" if "dot" in name else
                         "the whole particle is accumulated (no neutral core)"))
-    dsp = bb.run(_case("band_bending_tio2_pristine"))
+    dsp = run(_case("band_bending_tio2_pristine"))
     datasets["band_bending_tio2_pristine"] = dsp
     rows.append(Row("pristine TiO2 / Cu", "interface field", "V cm-1", None,
                     float(dsp.interface_field) * 1e-2, "computed",
@@ -149,7 +150,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
 
     # depletion contact vs the depletion approximation with its kT/q correction
     dep = _case("band_bending_schottky_depletion")
-    dsd = bb.run(dep)
+    dsd = run(dep)
     datasets["band_bending_schottky_depletion"] = dsd
     eps = dep["semiconductor.relative_permittivity"] * constants.epsilon_0
     v_bi = float(dsd.barrier_height) - float(dsd.bulk_Ec_minus_Ef)
@@ -176,7 +177,7 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
         # mesh convergence of the interface field: subdividing a fixed grading
         fields = []
         for k in (1, 2, 4, 8):
-            d = bb.run(case.with_overrides({"mesh.refinement": k}))
+            d = run(case.with_overrides({"mesh.refinement": k}))
             fields.append(float(d.interface_field))
         order = math.log2(abs(fields[1] - fields[0]) / abs(fields[2] - fields[1]))
         order_fine = math.log2(abs(fields[2] - fields[1]) / abs(fields[3] - fields[2]))
@@ -201,7 +202,7 @@ def drift_diffusion_rows(*, full: bool, datasets: dict) -> list[Row]:
                     vt * math.log(5.5), "closed form",
                     "the paper's 1.7-fold barrier drop would raise D by exp(0.24 eV/kT) ~ 1e4"))
     # local single-hop factors at the trap-free band-bending field and at the model's own field
-    seed = bb.run(_case("band_bending_ticn_tio2"))
+    seed = run(_case("band_bending_ticn_tio2"))
     field = float(seed.interface_field)
     x = a_hop * field / (2.0 * vt)
     for label, value in (("e^x", math.exp(x)), ("cosh x", math.cosh(x)),
@@ -209,7 +210,7 @@ def drift_diffusion_rows(*, full: bool, datasets: dict) -> list[Row]:
         rows.append(Row("hop factors at the trap-free field", f"{label}, E = {field * 1e-9:.3g} V/nm",
                         "1", None, value, "closed form",
                         "local single-hop factor, not an electrode-level D ratio"))
-    traps = bb.run(_case("band_bending_ticn_tio2", {"semiconductor.trap_density": 2.93e28,
+    traps = run(_case("band_bending_ticn_tio2", {"semiconductor.trap_density": 2.93e28,
                                                     "semiconductor.trap_level": 0.3}))
     field_t = float(traps.interface_field)
     width_t = float(traps.accumulation_width)
@@ -221,7 +222,7 @@ def drift_diffusion_rows(*, full: bool, datasets: dict) -> list[Row]:
     slopes = {}
     for name, case_name in (("heterostructure", "drift_diffusion_heterostructure_cv"),
                             ("pristine", "drift_diffusion_pristine_cv")):
-        ds = dd.run(_case(case_name), progress=False)
+        ds = run(_case(case_name), progress=False)
         datasets[case_name] = ds
         peaks = [analysis.find_cv_peaks(ds.cv_voltage[k].values, ds.cv_current_density[k].values)
                  for k in range(ds.scan_rate.size)]
@@ -290,7 +291,7 @@ def gitt_rows(datasets: dict) -> list[Row]:
     from . import analysis
 
     case = _case("drift_diffusion_ticn_tio2_gitt")
-    ds = dd.run(case, progress=False)
+    ds = run(case, progress=False)
     datasets["drift_diffusion_ticn_tio2_gitt"] = ds
     thickness = case["semiconductor.thickness"]
     d0 = float(ds.jump_diffusivity)
@@ -332,8 +333,8 @@ def superlattice_rows(datasets: dict) -> list[Row]:
     slow = case["sodium.jump_diffusivity"] * 1e-3
     for label, over in (("", {}), (", D0 / 1000 (transport-limited)",
                                    {"sodium.jump_diffusivity": slow})):
-        ds = dd.run(case.with_overrides(over), progress=False)
-        uni = dd.run(case.with_overrides({**over, "structure.kind": "uniform"}), progress=False)
+        ds = run(case.with_overrides(over), progress=False)
+        uni = run(case.with_overrides({**over, "structure.kind": "uniform"}), progress=False)
         if not label:
             datasets["drift_diffusion_tio2_superlattice"] = ds
         ratio = _anodic_peaks(ds) / _anodic_peaks(uni)
@@ -357,7 +358,7 @@ def heterophase_rows(datasets: dict) -> list[Row]:
     osman = "doi:10.1002/advs.202205575"
     for kind, name in (("sparse", "drift_diffusion_v2o3_heterophase_sparse"),
                        ("dense", "drift_diffusion_v2o3_heterophase_dense")):
-        ds = dd.run(_case(name), progress=False)
+        ds = run(_case(name), progress=False)
         datasets[name] = ds
         peaks[kind] = _anodic_peaks(ds)
         b = analysis.b_value(ds.scan_rate.values, peaks[kind])
@@ -401,14 +402,14 @@ def film_stress_rows(*, full: bool, datasets: dict) -> list[Row]:
     rows: list[Row] = []
     solid_case = _case("film_stress_bisb_solid_solution")
     graded_case = _case("film_stress_bisb_graded")
-    datasets["film_stress_bisb_solid_solution"] = fs.run(solid_case)
-    datasets["film_stress_bisb_graded"] = fs.run(graded_case)
+    datasets["film_stress_bisb_solid_solution"] = run(solid_case)
+    datasets["film_stress_bisb_graded"] = run(graded_case)
     for label, assumption in FILM_ASSUMPTIONS:
-        solid = fs.run(solid_case.with_overrides(assumption))
+        solid = run(solid_case.with_overrides(assumption))
         top = int(np.argmax(solid.soc.values))
         small = 1  # the first sodiated state: both films still elastic in every assumption set
         for profile, shape in FILM_PROFILES:
-            graded = fs.run(graded_case.with_overrides({**shape, **assumption}))
+            graded = run(graded_case.with_overrides({**shape, **assumption}))
             change = {}
             for k in (small, top):
                 change[k] = tuple(100.0 * (float(graded[v][k] / solid[v][k]) - 1.0)
@@ -427,8 +428,8 @@ def film_stress_rows(*, full: bool, datasets: dict) -> list[Row]:
     for h_f in (0.3e-6, 0.6e-6, 2.4e-6, 10e-6):
         over = {**assumption, "film.thickness": h_f, "protocol.0.n_states": 4,
                 "protocol.1.n_states": 4}
-        solid = fs.run(solid_case.with_overrides(over))
-        graded = fs.run(graded_case.with_overrides({**over, **FILM_PROFILES[2][1]}))
+        solid = run(solid_case.with_overrides(over))
+        graded = run(graded_case.with_overrides({**over, **FILM_PROFILES[2][1]}))
         top = int(np.argmax(solid.soc.values))
         rows.append(Row(f"Bi(x)Sb(1-x) on 100 um Cu, {label}",
                         f"interface stress, graded 1 -> 0 vs solid solution, h_f = {h_f * 1e6:g} um",
@@ -460,7 +461,7 @@ def film_2d_rows(datasets: dict) -> list[Row]:
     """Graded vs solid solution in the 2D cross-section: centre and edge-zone stress vs width."""
     rows: list[Row] = []
     island = _case("film_stress_bisb_graded_island")
-    datasets["film_stress_bisb_graded_island"] = ds = fs.run(island)
+    datasets["film_stress_bisb_graded_island"] = ds = run(island)
     rows.append(Row("graded island (2D, w = 2 h_f), cycle", "edge-zone stress after desodiation",
                     "Pa", None, float(ds.edge_zone_stress[-1]), "computed",
                     f"largest equivalent plastic strain {float(ds.plastic_strain_map.max()):.3g}: "
@@ -473,9 +474,9 @@ def film_2d_rows(datasets: dict) -> list[Row]:
     for label, assumption in assumptions:
         for ratio in FILM_WIDTHS:
             over = {**assumption, "model.mechanics": "plane_strain", "film.width": ratio * h_f}
-            solid = fs.run(_with_protocol(solid_case, sweep, over))
+            solid = run(_with_protocol(solid_case, sweep, over))
             for profile, shape in (FILM_PROFILES[0], FILM_PROFILES[2]):
-                graded = fs.run(_with_protocol(graded_case, sweep, {**over, **shape}))
+                graded = run(_with_protocol(graded_case, sweep, {**over, **shape}))
                 edge = 100.0 * (float(graded.edge_zone_stress[-1] / solid.edge_zone_stress[-1])
                                 - 1.0)
                 centre = 100.0 * (float(graded.interface_stress[-1] / solid.interface_stress[-1])
@@ -516,14 +517,14 @@ def film_gitt_rows(datasets: dict) -> list[Row]:
         label = name.removeprefix("film_stress_bisb_").replace("_", " ")
         for note, pulse, coupling in variants:
             over = {**diffusion, "model.stress_coupling": coupling}
-            probe = fs.run(_with_protocol(base, [{"step": "rest", "duration": 1.0}], over))
+            probe = run(_with_protocol(base, [{"step": "rest", "duration": 1.0}], over))
             d_in = float(probe.jump_diffusivity_mean)
             lam = float(probe.film_thickness[-1]) / thickness
             d_ref = d_in / lam**2  # the reference-frame diffusivity at this state
             tau = pulse if pulse is not None else 0.01 * thickness**2 / d_ref
             gitt = [{"step": "gitt", "c_rate": 0.1, "cutoff_voltage": 0.0, "pulse_duration": tau,
                      "rest_duration": max(3.0 * thickness**2 / d_ref, 5.0 * tau), "n_pulses": 2}]
-            ds = fs.run(_with_protocol(base, gitt, over))
+            ds = run(_with_protocol(base, gitt, over))
             if pulse is None and not coupling:
                 datasets[f"{name}_gitt"] = ds
             p = analysis.gitt_pulses(ds.t.values, ds.voltage.values, ds.current_density.values)[0]
@@ -586,7 +587,7 @@ def deposition_rows(*, full: bool, datasets: dict) -> list[Row]:
                         f"than the measured symmetric-cell spike; {XIA}"))
         for j in ((0.5, 1.0) if full else (0.5,)):
             case = base.with_overrides({"protocol.0.current_density": f"{j} mA cm^-2"})
-            ds = dep.run(case, progress=False)
+            ds = run(case, progress=False)
             datasets[f"{name}_{j:g}mA"] = ds
             first = ds.protocol_step.values == 0
             sym = analysis.nucleation_overpotential(ds.t.values[first], ds.voltage.values[first])
@@ -633,7 +634,7 @@ def deposition_temperature_rows(datasets: dict) -> list[Row]:
     for label, material, ea_paper in (("bare Na", "Na", 72.96), ("Na/VN", "VN", 61.42)):
         rct = []
         for temp in DEPOSITION_TEMPERATURES:
-            ds = dep.run(base.with_overrides({"substrate.material": material,
+            ds = run(base.with_overrides({"substrate.material": material,
                                               "electrode.temperature": temp}), progress=False)
             ends = [np.flatnonzero(ds.protocol_step.values == k)[-1] for k in (0, 1)]
             fit = analysis.exchange_current_micropolarization(
@@ -658,7 +659,7 @@ def deposition_sweep_rows(*, full: bool) -> list[Row]:
         if full:
             case = _full_resolution(case)
         for j in DEPOSITION_SWEEP:
-            ds = dep.run(case.with_overrides({"protocol.0.current_density": f"{j} mA cm^-2",
+            ds = run(case.with_overrides({"protocol.0.current_density": f"{j} mA cm^-2",
                                               "protocol.0.capacity": "0.5 mA h cm^-2"}),
                          progress=False)
             sym = analysis.nucleation_overpotential(ds.t.values, ds.voltage.values)
@@ -672,7 +673,7 @@ def deposition_sweep_rows(*, full: bool) -> list[Row]:
 
 def deposition_cycle_rows(datasets: dict) -> list[Row]:
     """Plate/strip cycling of bare Na: dead Na and the substrate's own dissolution."""
-    ds = dep.run(_case("deposition_plate_strip"), progress=False)
+    ds = run(_case("deposition_plate_strip"), progress=False)
     datasets["deposition_plate_strip"] = ds
     dead = float(ds.dead_na_fraction.max())
     return [Row("bare Na, 0.5 mA cm-2, 2 x 0.5 mA h cm-2 plate/strip", "dead Na fraction (max)",
@@ -727,12 +728,13 @@ def run_validation(*, full: bool = False, output_dir: Path | None = None,
         output_dir.mkdir(parents=True, exist_ok=True)
         for name, ds in datasets.items():
             write_dataset(ds, output_dir / f"{name}.nc")
-        with (output_dir / "validation.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["system", "quantity", "unit", "paper", "fastnai", "ratio", "basis",
-                             "note"])
-            for r in rows:
-                writer.writerow([r.system, r.quantity, r.unit, r.paper, r.fastnai, r.ratio,
-                                 r.basis, r.note])
-        (output_dir / "validation.txt").write_text(table + "\n")
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(["system", "quantity", "unit", "paper", "fastnai", "ratio", "basis",
+                         "note"])
+        for r in rows:
+            writer.writerow([r.system, r.quantity, r.unit, r.paper, r.fastnai, r.ratio,
+                             r.basis, r.note])
+        atomic_write_text(output_dir / "validation.csv", text.getvalue())
+        atomic_write_text(output_dir / "validation.txt", table + "\n")
     return table

@@ -233,24 +233,37 @@ def make_dataset(kind: str, data: Mapping[str, Any], coords: Mapping[str, np.nda
     return xr.Dataset(data_vars, coord_vars, attrs=dict(attrs))
 
 
-def provenance(model: str, case_toml: str, references: list[str], wall_time_s: float,
-               stats: Mapping[str, Any]) -> dict[str, Any]:
-    """The global attrs every result carries (SPEC section 2.2)."""
-    import numba
-
-    attrs: dict[str, Any] = {
-        "fastnai_version": _fastnai_version,
-        "model": model,
-        "case": case_toml,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "numba_threads": int(numba.get_num_threads()),
-        "wall_time_s": float(wall_time_s),
-        "references": ", ".join(f"doi:{d}" for d in references),
-        "Conventions": "CF-1.10",
-    }
+def model_attrs(model: str, stats: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's own global attrs: its kind and solver statistics (booleans as 0/1, which
+    netCDF can store)."""
+    attrs: dict[str, Any] = {"model": model}
     for key, value in stats.items():
         attrs[key] = int(value) if isinstance(value, (bool, np.bool_)) else value
     return attrs
+
+
+def provenance(case, wall_time_s: float) -> dict[str, Any]:
+    """The provenance attrs every result carries (SPEC section 2.2); :func:`fastnai.run` adds
+    them once for every model.
+
+    >>> from fastnai.case import load_case
+    >>> case = load_case("cases/band_bending_ticn_tio2.toml")
+    >>> attrs = provenance(case, 0.5)
+    >>> attrs["model"], attrs["case"] == case.to_toml(), attrs["wall_time_s"]
+    ('band_bending', True, 0.5)
+    """
+    import numba
+
+    return {
+        "fastnai_version": _fastnai_version,
+        "model": case.kind,
+        "case": case.to_toml(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "numba_threads": int(numba.get_num_threads()),
+        "wall_time_s": float(wall_time_s),
+        "references": ", ".join(f"doi:{d}" for d in case.references()),
+        "Conventions": "CF-1.10",
+    }
 
 
 def non_finite(ds: xr.Dataset) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import xarray as xr
@@ -11,7 +10,7 @@ from scipy import constants
 
 from ..._kernels import poisson
 from ...errors import ConvergenceError
-from ...variables import make_dataset, non_finite, provenance
+from ...variables import make_dataset, model_attrs, non_finite
 from .solver import Solution, charge_parameters, solve
 
 
@@ -91,7 +90,7 @@ def quantities(sol: Solution) -> dict:
     }
 
 
-def to_dataset(case, sol: Solution, wall_time_s: float) -> xr.Dataset:
+def to_dataset(case, sol: Solution) -> xr.Dataset:
     """Wrap a solution as the SPEC section 2.2 Dataset."""
     q = quantities(sol)
     g = sol.geometry
@@ -114,8 +113,7 @@ def to_dataset(case, sol: Solution, wall_time_s: float) -> xr.Dataset:
         "statistics": case["semiconductor.statistics"],
     }
     ds = make_dataset("band_bending", data, {g.name: g.coordinate[order]},
-                      provenance("band_bending", case.to_toml(), case.references(), wall_time_s,
-                                 stats))
+                      model_attrs("band_bending", stats))
     if not math.isfinite(float(ds["accumulation_width"])):
         ds["accumulation_width"].attrs["nan_means"] = (
             "the band bending does not fall to 1/e of its contact value inside the domain")
@@ -132,9 +130,8 @@ def run(case) -> xr.Dataset:
     >>> f"{float(ds.interface_electron_density) * 1e-6:.3g} cm-3"
     '1.31e+20 cm-3'
     """
-    start = time.perf_counter()
     sol = solve(case)
-    ds = to_dataset(case, sol, time.perf_counter() - start)
+    ds = to_dataset(case, sol)
     bad = non_finite(ds)
     if bad:
         raise ConvergenceError(f"band_bending: the converged solution gives non-finite {', '.join(bad)} "

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ...lifecycle import Lifecycle
-from ...variables import make_dataset, provenance
+from ...variables import make_dataset, model_attrs
 from .cell import Result, simulate
 
 _SERIES_OUT = ("current_density", "overpotential", "voltage", "counter_overpotential",
@@ -40,7 +40,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         data["site_position_depth"] = s.site_position_depth
         data["active_site_areal_density"] = data.pop("active_site_density")
     stats = result.stats
-    attrs = provenance("deposition", case.to_toml(), case.references(), result.wall_time_s, stats)
+    attrs = model_attrs("deposition", stats)
     attrs["contact_angle_basis"] = case["substrate.contact_angle_model"]
     attrs["potential_convention"] = (
         "potential = Phi, the electrolyte potential measured by a Na reference electrode "

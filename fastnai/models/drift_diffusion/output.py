@@ -12,7 +12,7 @@ from ..._kernels import drift_diffusion as kdd
 from ..._kernels import poisson
 from ...errors import CaseError
 from ...lifecycle import Lifecycle
-from ...variables import make_dataset, provenance
+from ...variables import make_dataset, model_attrs
 from .cell import Result, simulate
 from .setup import Setup, build
 
@@ -131,8 +131,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
              "geometry": case["model.geometry"], "electrons": case["model.electrons"],
              "current_convention": "anodic (Na extraction) positive"}
     ds = make_dataset("drift_diffusion", data, coords,
-                      provenance("drift_diffusion", case.to_toml(), case.references(),
-                                 result.wall_time_s, stats))
+                      model_attrs("drift_diffusion", stats))
     if spheres:
         ds["na_inventory"].attrs["units"] = "mol"
         ds["na_inventory"].attrs["long_name"] = "Na in the particles (all of them), from the state"

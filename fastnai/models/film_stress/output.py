@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import xarray as xr
@@ -11,7 +10,7 @@ import xarray as xr
 from ... import fem
 from ..._kernels import laminate as klam
 from ...lifecycle import Lifecycle
-from ...variables import make_dataset, provenance
+from ...variables import make_dataset, model_attrs
 from .cell import Result, simulate, simulate_transport
 from .setup import Stack, _site_density, soc_path
 
@@ -128,14 +127,13 @@ def to_dataset(case, result: Result) -> xr.Dataset:
              "kinematics": case["model.kinematics"], "plasticity": bool(case["model.plasticity"]),
              "film_mean_x_Bi": float(np.mean(stack.x_bi))}  # equal layers: midpoint rule
     ds = make_dataset("film_stress", data, coords,
-                      provenance("film_stress", case.to_toml(), case.references(),
-                                 result.wall_time_s, stats))
+                      model_attrs("film_stress", stats))
     for name in ("channel_crack_soc", "delamination_soc", "buckling_soc"):
         ds[name].attrs["nan_means"] = "never reached failure.toughness in this protocol"
     return ds
 
 
-def cross_section_dataset(case, xs, res, wall_time_s: float) -> xr.Dataset:
+def cross_section_dataset(case, xs, res) -> xr.Dataset:
     """The plane-strain Dataset: the symmetry-line profile on (soc, z), the edge-zone stress per
     state, and the von Mises and plastic-strain maps of the last state on ``point``."""
     z = xs.centre_z
@@ -168,8 +166,7 @@ def cross_section_dataset(case, xs, res, wall_time_s: float) -> xr.Dataset:
              "kinematics": case["model.kinematics"], "plasticity": bool(case["model.plasticity"]),
              "film_width": case["film.width"], "edge_exclusion_radius": 0.15 * case["film.thickness"]}
     return make_dataset("film_stress", data, coords,
-                        provenance("film_stress", case.to_toml(), case.references(), wall_time_s,
-                                   stats))
+                        model_attrs("film_stress", stats))
 
 
 def run(case, *, lifecycle: Lifecycle | None = None, progress=None) -> xr.Dataset:
@@ -177,11 +174,10 @@ def run(case, *, lifecycle: Lifecycle | None = None, progress=None) -> xr.Datase
     if case["model.mechanics"] == "plane_strain":
         from . import cross_section as fcs
 
-        start = time.perf_counter()
         xs = fcs.build(case)
         soc, step = soc_path(case)
         res = fcs.sweep(case, xs, soc, step)
-        ds = cross_section_dataset(case, xs, res, time.perf_counter() - start)
+        ds = cross_section_dataset(case, xs, res)
     elif case["model.sodiation"] == "diffusion":
         ds = to_dataset(case, simulate_transport(case, lifecycle=lifecycle, progress=progress))
     else:
