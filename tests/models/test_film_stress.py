@@ -16,6 +16,8 @@ import pytest
 import xarray as xr
 
 import fastnai
+from fastnai._kernels import film_diffusion as kfd
+from fastnai._kernels import laminate as klam
 from fastnai.errors import CaseError
 from fastnai.models import film_stress as fs
 from fastnai.models.film_stress import composition as comp
@@ -317,7 +319,7 @@ def test_stress_coupled_rest_ends_at_uniform_chemical_potential():
     ds = fastnai.run(c)
     stack = fs.build(c)
     transport = fs.build_transport(c, stack)
-    omega_rt = transport.sc[fs.kfd.S_OMEGA_MECH]
+    omega_rt = transport.sc[kfd.S_OMEGA_MECH]
     assert omega_rt > 0
     theta = ds.theta.values[-1][0::2]
     sigma_h = 0.5 * (ds.hydrostatic_stress.values[-1][0::2] + ds.hydrostatic_stress.values[-1][1::2])
@@ -352,10 +354,10 @@ def test_coupled_step_satisfies_both_the_diffusion_and_the_laminate_equations():
     layers[0, stack.film] = theta
     hist = cell.history.copy()
     stress = np.empty((1, hist.shape[1]))
-    result = np.zeros((1, fs.klam.N_RESULT))
-    fs.klam.laminate_sweep(stack.z_faces, layers, stack.beta, stack.modulus0, stack.modulus1,
-                           stack.yield0, stack.yield1, stack.hardening, fs.klam.EIGEN_LOG, True,
-                           fs.klam.MODE_FREE, 1, 1e-13, 50, hist, stress, np.empty_like(stress),
+    result = np.zeros((1, klam.N_RESULT))
+    klam.laminate_sweep(stack.z_faces, layers, stack.beta, stack.modulus0, stack.modulus1,
+                           stack.yield0, stack.yield1, stack.hardening, klam.EIGEN_LOG, True,
+                           klam.MODE_FREE, 1, 1e-13, 50, hist, stress, np.empty_like(stress),
                            result)
     theta2, _, _ = cell.solve_step(y0.copy(), 1.0, -y0, 5.0, 5.0)  # a pure function of its input
     film = stress[0, stack.film_points]
@@ -364,7 +366,7 @@ def test_coupled_step_satisfies_both_the_diffusion_and_the_laminate_equations():
     n = theta.size
     res = np.empty(n)
     sc = cell._scalars(cell.control)
-    fs.kfd.assemble(theta, -y0, 1.0, 5.0, transport.h, transport.c_max, transport.d_cell,
+    kfd.assemble(theta, -y0, 1.0, 5.0, transport.h, transport.c_max, transport.d_cell,
                     transport.beta, sigma_h, sc, np.empty(n), np.empty(n), np.empty(n), res,
                     np.empty(n))
     scale = np.abs(transport.h * transport.c_max * (theta - y0)).max()
