@@ -254,7 +254,7 @@ def cli(*args, env=None):
 
 def gitt_command(out, *extra):
     case, over = GITT
-    sets = [x for k, v in {**over, "protocol.1.n_pulses": 60}.items()
+    sets = [x for k, v in {**over, "protocol.1.n_pulses": 40}.items()
             for x in ("--set", f"{k}={v}")]
     return cli("run", case, "-o", out, *sets, *extra)
 
@@ -277,9 +277,9 @@ def test_cli_sigterm_at_a_random_moment_exits_4_and_the_resume_is_bitwise(tmp_pa
     if proc.returncode == 0:  # finished before the signal: nothing to resume
         pytest.skip("the run finished before the signal arrived")
     assert proc.returncode == 4, stderr
-    assert "checkpoint written to" in stderr
+    assert "checkpoint written to" in " ".join(stderr.split())
     ckpt = out.with_suffix(".ckpt.npz")
-    assert ckpt.exists() and not out.exists()
+    assert ckpt.exists()  # (the output too, when the signal came while it was being written)
     resumed = subprocess.run(gitt_command(out, "--resume"), capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -301,8 +301,8 @@ def test_cli_sigkill_leaves_the_periodic_checkpoint_that_resumes(tmp_path):
     time.sleep(0.3)
     proc.kill()
     proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the run finished before the kill")
+    if proc.returncode == 0 or out.exists():
+        pytest.skip("the run finished (its checkpoint removed) before the kill")
     assert ckpt.exists()
     resumed = subprocess.run(gitt_command(out, "--resume", "-q"), capture_output=True,
                              text=True, timeout=300)

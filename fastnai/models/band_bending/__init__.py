@@ -23,43 +23,9 @@ Every name of the submodules is an attribute of this package, imported on first 
 
 from __future__ import annotations
 
-import importlib
-
+from .. import lazy_package
 from .keys import KEYS, time_dependent, validate
 
 __all__ = ['KEYS', 'time_dependent', 'validate']
 
-#: name -> submodule, for the names imported on first use
-_LAZY = {
-    'Geometry': 'solver',
-    'Problem': 'solver',
-    'Solution': 'solver',
-    '_continuation': 'solver',
-    '_width_to_fraction': 'output',
-    'charge_parameters': 'solver',
-    'effective_density_of_states': 'solver',
-    'first_integral_field': 'output',
-    'make_geometry': 'solver',
-    'pinning_factor': 'output',
-    'problem': 'solver',
-    'quantities': 'output',
-    'run': 'output',
-    'solve': 'solver',
-    'solve_problem': 'solver',
-    'to_dataset': 'output',
-}
-
-
-def __getattr__(name: str):
-    if name in ('keys', 'solver', 'output'):
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_package(__name__, ('keys', 'solver', 'output'))

@@ -66,52 +66,9 @@ Every name of the submodules is an attribute of this package, imported on first 
 
 from __future__ import annotations
 
-import importlib
-
+from .. import lazy_package
 from .keys import KEYS, STEP_KEYS, TABLE_ARRAYS, time_dependent, validate
 
 __all__ = ['KEYS', 'STEP_KEYS', 'TABLE_ARRAYS', 'time_dependent', 'validate']
 
-#: name -> submodule, for the names imported on first use
-_LAZY = {
-    'C_FLOOR': 'setup',
-    'Cell': 'cell',
-    'PSI_MIN': 'setup',
-    'Result': 'cell',
-    'Setup': 'setup',
-    'Stepper': 'cell',
-    '_Recorder': 'cell',
-    '_SERIES': 'cell',
-    '_SERIES_OUT': 'output',
-    '_TAIL': 'setup',
-    '_periodic_labels': 'cell',
-    '_sites': 'setup',
-    'adsorption_contact_angle': 'setup',
-    'build': 'setup',
-    'bv_current': 'setup',
-    'bv_overpotential': 'setup',
-    'calibrated_contact_angle': 'setup',
-    'critical_radius': 'setup',
-    'exchange_current': 'setup',
-    'homogeneous_barrier_coefficient': 'setup',
-    'run': 'output',
-    'simulate': 'cell',
-    'site_prefactor': 'setup',
-    'to_dataset': 'output',
-    'wetting_factor': 'setup',
-}
-
-
-def __getattr__(name: str):
-    if name in ('keys', 'setup', 'cell', 'output'):
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_package(__name__, ('keys', 'setup', 'cell', 'output'))

@@ -31,54 +31,9 @@ Every name of the submodules is an attribute of this package, imported on first 
 
 from __future__ import annotations
 
-import importlib
-
+from .. import lazy_package
 from .keys import KEYS, STEP_KEYS, TABLE_ARRAYS, time_dependent, validate
 
 __all__ = ['KEYS', 'STEP_KEYS', 'TABLE_ARRAYS', 'time_dependent', 'validate']
 
-#: name -> submodule, for the names imported on first use
-_LAZY = {
-    'COLD_START_VOLTAGE': 'cell',
-    'Cell': 'cell',
-    'Control': 'cell',
-    'Recorder': 'cell',
-    'Result': 'cell',
-    'Setup': 'setup',
-    'TABLE_DL': 'setup',
-    'TABLE_L0': 'setup',
-    'TABLE_SIZE': 'setup',
-    'Workspace': 'cell',
-    '_band_bending_problem': 'cell',
-    '_cold_equilibrium': 'cell',
-    '_equilibrium_at': 'cell',
-    '_local_ell': 'cell',
-    '_region_params': 'setup',
-    'build': 'setup',
-    'calibrate_series_resistance': 'output',
-    'cv_curves': 'output',
-    'discharge_capacity': 'output',
-    'equilibrium': 'cell',
-    'newton_solve': 'cell',
-    'profiles': 'output',
-    'run': 'output',
-    'simulate': 'cell',
-    'states': 'cell',
-    'to_dataset': 'output',
-    'unknowns': 'cell',
-}
-
-
-def __getattr__(name: str):
-    if name in ('keys', 'setup', 'cell', 'output'):
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_package(__name__, ('keys', 'setup', 'cell', 'output'))

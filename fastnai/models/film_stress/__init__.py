@@ -43,49 +43,10 @@ Every name of the submodules is an attribute of this package, imported on first 
 
 from __future__ import annotations
 
-import importlib
-
+from .. import lazy_package
 from .keys import KEYS, STEP_KEYS, TABLE_ARRAYS, time_dependent, validate
 
 __all__ = ['KEYS', 'STEP_KEYS', 'TABLE_ARRAYS', 'time_dependent', 'validate']
 
-#: name -> submodule, for the names imported on first use
-_LAZY = {
-    'FilmCell': 'cell',
-    'Result': 'cell',
-    'Stack': 'setup',
-    'Transport': 'setup',
-    'TransportRun': 'cell',
-    '_Control': 'setup',
-    '_FORMS': 'setup',
-    '_MODES': 'setup',
-    '_site_density': 'setup',
-    'build': 'setup',
-    'build_transport': 'setup',
-    'coupled': 'setup',
-    'cross_section_dataset': 'output',
-    'current_weights': 'output',
-    'failure_measures': 'output',
-    'interface_stress': 'output',
-    'point_moduli': 'output',
-    'run': 'output',
-    'simulate': 'cell',
-    'simulate_transport': 'cell',
-    'soc_path': 'setup',
-    'to_dataset': 'output',
-}
-
-
-def __getattr__(name: str):
-    if name in ('keys', 'setup', 'cell', 'output', 'composition', 'cross_section'):
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_package(
+    __name__, ('keys', 'setup', 'cell', 'output', 'composition', 'cross_section'))
