@@ -298,63 +298,6 @@ def profile_step(xi, wall_active, cos_theta, dx, lam, mobility, dt, formulation,
                     eta_shift[j, i] = shift
 
 
-@njit(**JIT_PARALLEL)
-def conserve_columns(xi, xi_star, change, weight):
-    """Make the profile terms locally conservative: each column keeps its Na.
-
-    The profile terms restore the interface's shape but also add or remove metal (in steady
-    flat plating they remove 0.8 % of the deposit at ``interface_cells = 2``, around small
-    nuclei far more). Per column ``i`` (a lateral cell; the height is the first axis), the net
-    change ``d_i = sum_j (xi*_ji - xi_ji)`` is taken back along the column's interface band,
-
-        xi*_ji <- xi*_ji - d_i w_ji / sum_j w_ji,     w = xi* (1 - xi*),
-
-    so ``sum_j xi*_ji = sum_j xi_ji`` to round-off while the profile keeps its sharpness (the
-    band is where the profile terms act); growth then comes from the Faradaic flux alone.
-    Columns without an interface (``sum w <= 1e-12``) are left alone. Each column is summed
-    in row order by one thread: the same bits on any number of threads.
-
-    Parameters
-    ----------
-    xi
-        Phase field before the profile terms, ``(ny, n_lateral)``.
-    xi_star
-        In/out: after the profile terms, corrected in place.
-    change, weight
-        Work arrays of ``n_lateral`` values.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> xi = np.array([[1.0, 1.0], [0.6, 0.9], [0.1, 0.0]])
-    >>> xi_star = xi + np.array([[0.0, 0.0], [-0.05, 0.0], [0.01, 0.0]])
-    >>> conserve_columns(xi, xi_star, np.empty(2), np.empty(2))
-    >>> np.allclose(xi_star.sum(axis=0), xi.sum(axis=0)), bool(xi_star[0, 0] == 1.0)
-    (True, True)
-    """
-    ny, nl = xi.shape
-    for c in prange(N_CHUNKS):
-        lo = c * nl // N_CHUNKS
-        hi = (c + 1) * nl // N_CHUNKS
-        for i in range(lo, hi):
-            change[i] = 0.0
-            weight[i] = 0.0
-        for j in range(ny):
-            for i in range(lo, hi):
-                v = xi_star[j, i]
-                change[i] += v - xi[j, i]
-                weight[i] += v * (1.0 - v)
-        for i in range(lo, hi):
-            if weight[i] > 1e-12:
-                change[i] /= weight[i]
-            else:
-                change[i] = 0.0
-        for j in range(ny):
-            for i in range(lo, hi):
-                v = xi_star[j, i]
-                xi_star[j, i] = v - change[i] * (v * (1.0 - v))
-
-
 @njit(**JIT_INLINE)
 def _bv(eta, cf, j0, alpha_a, alpha_c, f_rt):
     """Butler-Volmer current [A m-2] and its derivative in eta, anodic positive."""

@@ -723,38 +723,3 @@ def test_site_overpotential_is_the_mean_over_its_cells():
     assert activate(args, active, activation_step, seed=1, step=0) == 1
     np.testing.assert_array_equal(active, [1, 0])
     np.testing.assert_array_equal(activation_step, [0, -1])
-
-
-def conserve_columns_twin(xi, xi_star):
-    """NumPy twin of ``conserve_columns``."""
-    out = xi_star.copy()
-    weight = (xi_star * (1.0 - xi_star)).sum(axis=0)
-    change = (xi_star - xi).sum(axis=0)
-    ratio = np.where(weight > 1e-12, change / np.where(weight > 1e-12, weight, 1.0), 0.0)
-    return out - ratio * (xi_star * (1.0 - xi_star))
-
-
-def test_conserve_columns_keeps_every_column_and_matches_its_twin(numba_threads):
-    """Random profiles with random profile-term changes: each column's sum comes back to its
-    sum before the terms (round-off), only interface cells move, and the kernel is its NumPy
-    twin on 1 and 2 threads."""
-    rng = np.random.default_rng(3)
-    ny, nl = 40, 130  # more columns than chunks, and not a multiple of them
-    height = rng.uniform(5.0, 30.0, nl)
-    rows = np.arange(ny)[:, None] + 0.5
-    xi = 0.5 * (1.0 - np.tanh((rows - height[None, :]) / 4.0))
-    xi_star = np.clip(xi + 1e-3 * rng.standard_normal((ny, nl)) * xi * (1.0 - xi), 0.0, 1.0)
-    xi_star[:, 7] = xi[:, 7] = 1.0  # a column of metal only: no interface, left alone
-    out = xi_star.copy()
-    pf.conserve_columns(xi, out, np.empty(nl), np.empty(nl))
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    serial = xi_star.copy()
-    pf.conserve_columns(xi, serial, np.empty(nl), np.empty(nl))
-    numba.set_num_threads(threads)
-    assert np.array_equal(out, serial)  # the same bits on any number of threads
-    np.testing.assert_allclose(out.sum(axis=0), xi.sum(axis=0), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(out, conserve_columns_twin(xi, xi_star), rtol=0, atol=1e-14)
-    assert np.array_equal(out[:, 7], xi_star[:, 7])
-    far = xi_star * (1.0 - xi_star) < 1e-14
-    assert np.array_equal(out[far], xi_star[far])

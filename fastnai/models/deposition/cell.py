@@ -99,8 +99,6 @@ class Cell:
         self.source = np.zeros_like(self.xi)
         self.mask = np.zeros((ny, nl), dtype=np.uint8)
         self.partial = np.zeros((kpf.N_CHUNKS, 2))
-        self._column_change = np.empty(nl)
-        self._column_weight = np.empty(nl)
         self.lnc = np.empty_like(self.xi)
         self.div = np.empty_like(self.xi)
         if h0 > 0.0:
@@ -283,8 +281,6 @@ class Cell:
         (``sum(xi_star - xi)``, the phase field the profile terms alone add)."""
         s = self.s
         self._profile_kernel(dt, s.gt_coeff, s.anisotropy, s.noise, self.step_index)
-        if s.formulation == kpf.PROFILE_PRESERVING:  # locally conservative profile terms
-            kpf.conserve_columns(self.xi, self.xi_star, self._column_change, self._column_weight)
         self.profile_change = kpf.difference_sum(self.xi_star, self.xi, self.partial)
 
     def speed_at(self, voltage: float) -> float:
