@@ -24,6 +24,10 @@ def model_module(kind: str) -> ModuleType:
     return importlib.import_module(f"fastnai.models.{kind}")
 
 
+#: Names a model's ``keys`` defines (or lacks): looking them up never imports the rest.
+KEYS_ONLY = ("KEYS", "STEP_KEYS", "TABLE_ARRAYS", "validate", "time_dependent")
+
+
 def lazy_package(name: str, submodules: tuple[str, ...]) -> tuple[Callable, Callable]:
     """``(__getattr__, __dir__)`` for the model package ``name``.
 
@@ -35,7 +39,7 @@ def lazy_package(name: str, submodules: tuple[str, ...]) -> tuple[Callable, Call
     def getattr_(attr: str):
         if attr in submodules:
             return importlib.import_module(f"{name}.{attr}")
-        if not attr.startswith("__"):
+        if not attr.startswith("__") and attr not in KEYS_ONLY:
             for sub in submodules:
                 namespace = vars(importlib.import_module(f"{name}.{sub}"))
                 if attr in namespace:
