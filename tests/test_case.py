@@ -651,7 +651,8 @@ def test_integer_too_long_to_print_is_a_case_error_naming_the_key():
 
 @pytest.mark.parametrize("overrides", ["mesh.n_nodes=400", [3], 42])
 def test_overrides_of_the_wrong_shape_are_a_case_error(overrides):
-    case_error(MINIMAL, overrides)
+    message = case_error(MINIMAL, overrides)
+    assert "override" in message.lower() or "key=value" in message, message
 
 
 def test_dict_input_with_tuples_and_mapping_proxies_is_accepted():

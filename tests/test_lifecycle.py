@@ -165,17 +165,21 @@ def test_sigterm_in_a_gitt_run_resumes_to_the_same_bits(tmp_path, monkeypatch, r
 
 
 def test_sigint_is_handled_like_sigterm(tmp_path, monkeypatch, reference):
-    interrupt_and_resume(tmp_path, monkeypatch, "gitt", dd.Recorder, "record", 9, reference,
-                         signum=signal.SIGINT)
+    meta = interrupt_and_resume(tmp_path, monkeypatch, "gitt", dd.Recorder, "record", 9,
+                                reference, signum=signal.SIGINT)
+    assert meta["phase"] == "running" and meta["model"] == "drift_diffusion"
 
 
 def test_sigterm_in_a_plate_strip_deposition_run(tmp_path, monkeypatch, reference):
-    interrupt_and_resume(tmp_path, monkeypatch, "plate_strip", dep.Stepper, "_step", 25,
-                         reference)
+    meta = interrupt_and_resume(tmp_path, monkeypatch, "plate_strip", dep.Stepper, "_step", 25,
+                                reference)
+    assert meta["phase"] == "running" and meta["model"] == "deposition"
 
 
 def test_sigterm_in_a_film_stress_diffusion_run(tmp_path, monkeypatch, reference):
-    interrupt_and_resume(tmp_path, monkeypatch, "film", fs.FilmCell, "on_accept", 7, reference)
+    meta = interrupt_and_resume(tmp_path, monkeypatch, "film", fs.FilmCell, "on_accept", 7,
+                                reference)
+    assert meta["phase"] == "running" and meta["model"] == "film_stress"
 
 
 @pytest.mark.slow
@@ -189,8 +193,9 @@ def test_sigterm_at_random_steps_always_resumes_to_the_same_bits(tmp_path, monke
              "film": [(fs.FilmCell, "on_accept", 60)]}[name]
     owner, attr, most = rng.choice(hooks + [(runner, "_enter", 4)])
     n = rng.randint(1, most)
-    interrupt_and_resume(tmp_path, monkeypatch, name, owner, attr, n, reference,
-                         before=rng.random() < 0.5)
+    meta = interrupt_and_resume(tmp_path, monkeypatch, name, owner, attr, n, reference,
+                                before=rng.random() < 0.5)
+    assert meta["phase"] in ("start", "running")
 
 
 def test_handlers_are_restored_and_left_alone_outside_the_main_thread():
