@@ -917,6 +917,50 @@ class _Integrator:
         )
 
 
+def _settings(problem, y0, t0, t_end, rtol, dt_initial, max_step, method, adaptive,
+              event_tolerance, store_states) -> tuple[_Settings, np.ndarray]:
+    """Check :func:`integrate`'s arguments; its settings and ``y0`` as float64."""
+    span = float(t_end) - float(t0)
+    if not span > 0.0:
+        raise ValueError(f"t_end must exceed t0, got t0 = {t0!r}, t_end = {t_end!r}")
+    if method not in ("bdf1", "bdf2"):
+        raise ValueError(f"method must be 'bdf1' or 'bdf2', got {method!r}")
+    if not adaptive and dt_initial is None:
+        raise ValueError("adaptive=False needs dt_initial (the fixed step)")
+    if not rtol > 0.0:
+        raise ValueError(f"rtol must be positive, got {rtol!r}")
+    n = int(problem.n_unknowns)
+    y0 = np.array(y0, dtype=np.float64)
+    if y0.shape != (n,):
+        raise ValueError(f"y0 has shape {y0.shape}; the problem has {n} unknowns")
+    settings = _Settings(
+        n_unknowns=n, t0=float(t0), t_end=float(t_end), rtol=float(rtol), method=method,
+        adaptive=bool(adaptive), max_step=float(span if max_step is None else max_step),
+        event_tolerance=float(1e-9 * span if event_tolerance is None else event_tolerance),
+        store_states=bool(store_states), fixed_step=0.0 if adaptive else float(dt_initial),
+    )
+    return settings, y0
+
+
+def _advance(engine: _Integrator, reporter: _Progress, checkpoint: Checkpointer | None,
+             step_hook) -> None:
+    """Step ``engine`` to its end or its event; report, checkpoint and call the hook after
+    every accepted step that does not end the integration."""
+    if engine.hist_t[0] >= engine.s.t_end:
+        engine.status = "finished"
+    while engine.status == "running":
+        n_before = engine.stats.n_steps
+        engine.step()
+        if engine.stats.n_steps == n_before or engine.status != "running":
+            continue
+        reporter(engine.hist_t[0], engine.stats, engine.dt_next)
+        if checkpoint is not None and checkpoint.due():
+            checkpoint.write(engine.payload())
+        if step_hook is not None:
+            step_hook(engine.payload)
+    reporter(engine.hist_t[0], engine.stats, engine.dt_next, final=True)
+
+
 def integrate(
     problem: ImplicitProblem,
     y0: np.ndarray,
@@ -1015,27 +1059,10 @@ def integrate(
     ('finished', True)
     """
     control = StepControl() if control is None else control
-    span = float(t_end) - float(t0)
-    if not span > 0.0:
-        raise ValueError(f"t_end must exceed t0, got t0 = {t0!r}, t_end = {t_end!r}")
-    if method not in ("bdf1", "bdf2"):
-        raise ValueError(f"method must be 'bdf1' or 'bdf2', got {method!r}")
-    if not adaptive and dt_initial is None:
-        raise ValueError("adaptive=False needs dt_initial (the fixed step)")
-    if not rtol > 0.0:
-        raise ValueError(f"rtol must be positive, got {rtol!r}")
-    n = int(problem.n_unknowns)
-    y0 = np.array(y0, dtype=np.float64)
-    if y0.shape != (n,):
-        raise ValueError(f"y0 has shape {y0.shape}; the problem has {n} unknowns")
-    settings = _Settings(
-        n_unknowns=n, t0=float(t0), t_end=float(t_end), rtol=float(rtol), method=method,
-        adaptive=bool(adaptive), max_step=float(span if max_step is None else max_step),
-        event_tolerance=float(1e-9 * span if event_tolerance is None else event_tolerance),
-        store_states=bool(store_states), fixed_step=0.0 if adaptive else float(dt_initial),
-    )
+    settings, y0 = _settings(problem, y0, t0, t_end, rtol, dt_initial, max_step, method, adaptive,
+                             event_tolerance, store_states)
     engine = _Integrator(problem, settings, control, events)
-    dt0 = float(1e-6 * span if dt_initial is None else dt_initial)
+    dt0 = float(1e-6 * (settings.t_end - settings.t0) if dt_initial is None else dt_initial)
     if resume_from is not None:
         engine.restore(resume_from if isinstance(resume_from, Mapping) else Path(resume_from))
     else:
@@ -1044,19 +1071,7 @@ def integrate(
         checkpoint.restart_clock()
     reporter = _Progress(progress, settings.t0, settings.t_end, progress_interval)
     try:
-        if engine.hist_t[0] >= settings.t_end:
-            engine.status = "finished"
-        while engine.status == "running":
-            n_before = engine.stats.n_steps
-            engine.step()
-            if engine.stats.n_steps == n_before or engine.status != "running":
-                continue
-            reporter(engine.hist_t[0], engine.stats, engine.dt_next)
-            if checkpoint is not None and checkpoint.due():
-                checkpoint.write(engine.payload())
-            if step_hook is not None:
-                step_hook(engine.payload)
-        reporter(engine.hist_t[0], engine.stats, engine.dt_next, final=True)
+        _advance(engine, reporter, checkpoint, step_hook)
     finally:
         reporter.close()
     return engine.trajectory()
