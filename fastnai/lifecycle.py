@@ -134,6 +134,7 @@ class Lifecycle:
         self.phase = "setup"  # "setup" -> "running" -> "done"
         self.n_written = 0
         self.resumed_from_state = False
+        self._saved: tuple[dict, dict] | None = None  # the checkpoint read() checked
         self.final_state: Callable[[], Mapping] | None = None  # set by the runner at its end
         self._previous: dict[int, Any] = {}
         self._installed = False
@@ -181,6 +182,7 @@ class Lifecycle:
         from .io import read_checkpoint
 
         state, meta = read_checkpoint(self.path)
+        self._saved = (state, meta)  # resume_state() takes it without reading the file again
         if meta.get("model") != self.kind:
             raise CaseError(f"--resume: checkpoint {self.path} belongs to a {meta.get('model')!r} "
                             f"run, this case is {self.kind!r}")
@@ -198,7 +200,8 @@ class Lifecycle:
         """The saved state to continue from, or None (a fresh run, or one stopped in set-up)."""
         if not self.resume:
             return None
-        state, meta = self.read()
+        state, meta = self._saved if self._saved is not None else self.read()
+        self._saved = None
         if meta.get("phase") == "start":
             return None
         self.resumed_from_state = True
