@@ -354,17 +354,9 @@ def _estimate_band_bending(case) -> int:
 
 def _dd_nodes(case) -> tuple[int, int]:
     """(particles, nodes per particle) as ``drift_diffusion.build`` makes them."""
-    n_p = int(case["ensemble.n_particles"])
-    n_base = int(case["mesh.n_nodes"] or 300)  # the default: 300, capped below
-    try:  # base_nodes(): never finer than mesh.min_spacing (default one hop)
-        h0 = case["mesh.min_spacing"] or case["semiconductor.hop_distance"]
-        core = case["contact.radius"] if case["model.geometry"] == "core-shell" else 0.0
-        shortest = (case["ensemble.radius_min"] - core if n_p > 1
-                    else case["semiconductor.thickness"])
-        n_base = max(3, min(n_base, int(shortest / h0 * (1 + 1e-9)) + 1))
-    except (KeyError, TypeError, ZeroDivisionError):
-        pass  # keep mesh.n_nodes: an upper bound
-    return n_p, (n_base - 1) * int(case["mesh.refinement"]) + 1
+    from .models.drift_diffusion.keys import base_nodes  # the model's own count; no Numba
+
+    return int(case["ensemble.n_particles"]), (base_nodes(case) - 1) * int(case["mesh.refinement"]) + 1
 
 
 def _estimate_drift_diffusion(case) -> int:
