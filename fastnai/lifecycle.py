@@ -267,9 +267,11 @@ class Lifecycle:
             remove_file(self.path)
 
     # -- progress -----------------------------------------------------------------------------
-    def report(self, info: Mapping[str, float], final: bool = False) -> None:
+    def report(self, info: Mapping[str, float] | Callable[[], Mapping[str, float]],
+               final: bool = False) -> None:
         """Progress: ``t`` [s], ``fraction`` [0-1], ``segment``, ``n_segments``, ``voltage``
-        [V], ``current`` (anodic positive), ``n_steps``."""
+        [V], ``current`` (anodic positive), ``n_steps``; or a function returning them, called
+        only when a report is due (every step of a run passes one)."""
         self._progress(info, final)
 
 
@@ -310,13 +312,16 @@ class Progress:
         self.interval = (0.5 if self.bar is not None else 10.0) if interval is None else interval
         self._last = -math.inf
 
-    def __call__(self, info: Mapping[str, float], final: bool = False) -> None:
+    def __call__(self, info: Mapping[str, float] | Callable[[], Mapping[str, float]],
+                 final: bool = False) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if not final and now - self._last < self.interval:
             return
         self._last = now
+        if callable(info):
+            info = info()
         if self.callback is not None:
             self.callback(dict(info))
             return

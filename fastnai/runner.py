@@ -140,13 +140,14 @@ def run_protocol(cell: Cell, segments: Sequence[Segment], lifecycle) -> SolverSt
     """
     pos = Position()
     engine = None
+    # from the initial voltage, before a restore moves it: the same total on a resume
+    total = max(planned_duration(segments, cell.voltage()), 1e-300)
     saved = lifecycle.resume_state()
     if saved is not None:
         pos = Position.from_state(saved["runner"])
         cell.restore(saved["cell"])
         engine = saved.get("engine") or None
         lifecycle.started()
-    total = max(planned_duration(segments, cell.voltage()), 1e-300)
     progress = _ProgressInfo(cell, pos, len(segments), total)
 
     def snapshot(engine_state: Callable[[], Mapping] | None = None) -> dict:
@@ -155,7 +156,7 @@ def run_protocol(cell: Cell, segments: Sequence[Segment], lifecycle) -> SolverSt
 
     def after_step(engine_state: Callable[[], Mapping] | None) -> None:
         lifecycle.started()
-        lifecycle.report(progress())
+        lifecycle.report(progress)  # built only when a report is due
         lifecycle.after_step(lambda: snapshot(engine_state))
 
     while pos.segment < len(segments):
@@ -176,7 +177,7 @@ def run_protocol(cell: Cell, segments: Sequence[Segment], lifecycle) -> SolverSt
         pos.in_segment = False
         # between segments: the state is complete without an engine part
         lifecycle.started()
-        lifecycle.report(progress(), final=pos.segment == len(segments))
+        lifecycle.report(progress, final=pos.segment == len(segments))
         lifecycle.after_step(snapshot)
     lifecycle.final_state = snapshot
     return pos.stats
