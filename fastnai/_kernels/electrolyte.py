@@ -219,3 +219,34 @@ def face_divergence(psi, lat, psi_min, coef, u, out):
             if j < ny - 1:
                 s += coef * _face(psi, j, l, j + 1, l, psi_min) * (u[j + 1, l] - uk)
             out[j, l] = s
+
+
+@njit(**JIT_PARALLEL)
+def faces(psi, nz, psi_min, coef, mass, dx, top, coef_col, h_col, kx, ky, kz, d, w):
+    """The grid part of :func:`fill` as a face operator of :mod:`fastnai._kernels.multigrid`.
+
+    ``psi`` is ``(ny, nz nx)``; ``kx, ky, kz, d, w`` are flat ``ny nz nx`` outputs. ``top``:
+    0 a closed top face, 1 a Dirichlet value there (``d += 2 coef psi_top``), 2 the series
+    conductance to the separator column's first node, which goes into ``d`` and into ``w``
+    (the coupling column of the matrix, ``A[k, N] = -w[k]``); ``w`` is zero elsewhere.
+    """
+    ny, nl = psi.shape
+    nx = nl // nz
+    for j in prange(ny):
+        for l in range(nl):
+            k, i = l // nx, l % nx
+            c = j * nl + l
+            pk = psi[j, l] if psi[j, l] > psi_min else psi_min
+            dd = mass * pk * dx * dx
+            kx[c] = coef * _face(psi, j, l, j, k * nx + (i + 1) % nx, psi_min) if nx > 1 else 0.0
+            kz[c] = coef * _face(psi, j, l, j, ((k + 1) % nz) * nx + i, psi_min) if nz > 1 else 0.0
+            ky[c] = coef * _face(psi, j, l, j + 1, l, psi_min) if j + 1 < ny else 0.0
+            wc = 0.0
+            if j == ny - 1:
+                if top == 2:
+                    wc = dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
+                    dd += wc
+                elif top == 1:
+                    dd += 2.0 * coef * pk
+            d[c] = dd
+            w[c] = wc

@@ -340,3 +340,18 @@ def test_a_step_that_cannot_meet_the_front_limit_is_a_convergence_error(monkeypa
     rows = info.value.history
     assert rows and rows[-1][1] == dep.cell.MIN_STEP and math.isinf(rows[-1][2])
     assert all(b[1] < a[1] for a, b in zip(rows, rows[1:], strict=False))  # each cut shorter
+
+
+def test_multigrid_and_amg_solvers_give_the_same_run():
+    """``electrolyte.solver``: the two paths solve the same equations to rtol 1e-8, so a
+    nucleating plating run (separator column, site activation) follows the same trajectory:
+    same steps and nuclei, voltages within a microvolt, Na inventory within 2e-5."""
+    runs = {s: dep.simulate(make_case(plate(), **{"electrolyte.solver": s}), progress=False)
+            for s in ("multigrid", "amg")}
+    mg, amg = runs["multigrid"].series, runs["amg"].series
+    assert mg["t"].size == amg["t"].size
+    np.testing.assert_array_equal(mg["nuclei_count"], amg["nuclei_count"])
+    np.testing.assert_allclose(mg["voltage"], amg["voltage"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mg["na_inventory"], amg["na_inventory"], rtol=0,
+                               atol=2e-5 * np.max(amg["na_inventory"]))
+    assert runs["multigrid"].stats["solver_n_preconditioner_builds"] == 2 * (mg["t"].size - 1)

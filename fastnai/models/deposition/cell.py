@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from ..._kernels import electrolyte as kel
 from ..._kernels import phase_field as kpf
-from ...electrolyte import SpdSolver
+from ...electrolyte import TOP_COLUMN, TOP_DIRICHLET, MultigridSolver, SpdSolver
 from ...errors import ConvergenceError
 from ...lifecycle import Lifecycle
 from ...protocol import compile_protocol
@@ -104,10 +104,15 @@ class Cell:
         if h0 > 0.0:
             self.settle_profile()
         self.xi0_inventory = self.inventory()
-        ip, ix = kel.csr_pattern(ny, s.lat, self.ncol)
-        self.salt = SpdSolver(ip, ix, rtol=1e-8, name="salt")
-        ip, ix = kel.csr_pattern(ny, s.lat, 0)
-        self.potential = SpdSolver(ip, ix, rtol=1e-8, name="potential")
+        self.multigrid = case["electrolyte.solver"] == "multigrid"
+        if self.multigrid:
+            self.salt = MultigridSolver(ny, s.nz, s.nx, self.ncol, rtol=1e-8, name="salt")
+            self.potential = MultigridSolver(ny, s.nz, s.nx, rtol=1e-8, name="potential")
+        else:
+            ip, ix = kel.csr_pattern(ny, s.lat, self.ncol)
+            self.salt = SpdSolver(ip, ix, rtol=1e-8, name="salt")
+            ip, ix = kel.csr_pattern(ny, s.lat, 0)
+            self.potential = SpdSolver(ip, ix, rtol=1e-8, name="potential")
         self.update_mask()
 
     def settle_profile(self, n_steps: int = 400) -> None:
@@ -326,8 +331,14 @@ class Cell:
         dx2 = s.dx * s.dx
         d_sep = s.diffusivity * s.sep_porosity**1.5
         h_col = s.sep_length / max(self.ncol, 1)
-        kel.fill(self.salt.data, self.salt.indptr, self.salt.indices, psi, s.lat, PSI_MIN,
-                 s.diffusivity, 1.0 / dt, s.dx, self.ncol, d_sep, h_col, s.sep_porosity / dt, self.ncol == 0)
+        if self.multigrid:
+            self.salt.assemble(psi, PSI_MIN, s.diffusivity, 1.0 / dt, s.dx,
+                               TOP_COLUMN if self.ncol else TOP_DIRICHLET, d_sep, h_col,
+                               s.sep_porosity / dt)
+        else:
+            kel.fill(self.salt.data, self.salt.indptr, self.salt.indices, psi, s.lat, PSI_MIN,
+                     s.diffusivity, 1.0 / dt, s.dx, self.ncol, d_sep, h_col, s.sep_porosity / dt,
+                     self.ncol == 0)
         rate = self.source.ravel()
         b = np.empty(ny * nx + self.ncol)
         b[:ny * nx] = np.maximum(psi, PSI_MIN).ravel() * dx2 / dt * self.conc.ravel() \
@@ -341,8 +352,11 @@ class Cell:
         x, _ = self.salt.solve(b, x0)
         self.conc[:] = x[:ny * nx].reshape(ny, nx)
         self.col[:] = x[ny * nx:]
-        kel.fill(self.potential.data, self.potential.indptr, self.potential.indices, psi, s.lat,
-                 PSI_MIN, s.conductivity, 0.0, s.dx, 0, 1.0, 1.0, 0.0, True)
+        if self.multigrid:
+            self.potential.assemble(psi, PSI_MIN, s.conductivity, 0.0, s.dx, TOP_DIRICHLET)
+        else:
+            kel.fill(self.potential.data, self.potential.indptr, self.potential.indices, psi,
+                     s.lat, PSI_MIN, s.conductivity, 0.0, s.dx, 0, 1.0, 1.0, 0.0, True)
         np.log(np.maximum(self.conc / s.c_ref, C_FLOOR), out=self.lnc)
         kel.face_divergence(psi, s.lat, PSI_MIN, s.conductivity, self.lnc, self.div)
         b = (-F * self.source * dx2 - s.beta * self.div).ravel()
@@ -395,8 +409,8 @@ class Cell:
             value = state[name]
             setattr(self, name, int(value) if name == "step_index" else float(value))
         for name, solver in (("salt", self.salt), ("potential", self.potential)):
-            solver.restore({"built_from": state[f"{name}_built_from"],
-                            "base_iterations": state[f"{name}_base_iterations"]})
+            solver.restore({key[len(name) + 1:]: value for key, value in state.items()
+                            if key.startswith(f"{name}_")})
         self.update_mask()
 
 
@@ -613,7 +627,7 @@ def simulate(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Resu
         rec.snapshot()
     extra = {"n_salt_iterations": cell.salt.n_iterations,
              "n_potential_iterations": cell.potential.n_iterations,
-             "n_amg_builds": cell.salt.n_builds + cell.potential.n_builds}
+             "n_preconditioner_builds": cell.salt.n_builds + cell.potential.n_builds}
     series = {k: np.asarray(v) for k, v in rec.series.items()}
     snaps = {k: np.asarray(v) for k, v in rec.snaps.items()}
     return Result(setup, series, np.asarray(rec.snap_t), snaps, cell.site_time.copy(),

@@ -65,6 +65,9 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="ionic conductivity", source="assumed (SPEC 3.4)"),
     K("electrolyte.transference_number", schema.NUMBER, 0.4, None, 0.0, 1.0,
       doc="Na+ transference number t+", source="assumed (SPEC 3.4: 0.3-0.45)"),
+    K("electrolyte.solver", schema.CHOICE, "multigrid", choices=("multigrid", "amg"),
+      doc="linear solver of the salt and potential equations: CG with the compiled geometric "
+          "multigrid (faster) or with pyamg's classical AMG (the earlier path, for comparison)"),
     K("separator.thickness", Q, 260e-6, "m", 0.0, 1e-1,
       doc="separator length beyond the box (the 1D column; 0: none)",
       source="assumed (glass-fibre separator)"),
