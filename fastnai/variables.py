@@ -167,7 +167,8 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "front_concentration": (("t",), "mol m-3",
                                 "lowest salt concentration just above the metal top"),
         "profile_na": (("t",), "mol m-2",
-                       "Na the phase field's profile terms added (charged against the current)"),
+                       "Na the phase field's profile terms added, charged against the current "
+                       "(round-off with the default phase_field.conservation)"),
         "time_step": (("t",), "s", "time step that ended at t"),
         "protocol_step": (("t",), "1", "index of the [[protocol]] step"),
         "site_position": (("site",), "m", "centre of each nucleation site along x"),

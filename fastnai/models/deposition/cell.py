@@ -58,6 +58,19 @@ def _periodic_labels(metal: np.ndarray) -> np.ndarray:
     return roots[labels]
 
 
+def _nearest_region(labels: np.ndarray) -> np.ndarray:
+    """Every cell's region: the label of the nearest labelled cell (Euclidean, periodic in
+    every axis but the first by wrapping up to 32 cells; any partition conserves per region,
+    the nearest one keeps the corrections where the interface is)."""
+    pads = [(0, 0)] + [(min(n, 32), min(n, 32)) for n in labels.shape[1:]]
+    padded = np.pad(labels, pads, mode="wrap")
+    idx = ndimage.distance_transform_edt(padded == 0, return_distances=False,
+                                         return_indices=True)
+    nearest = padded[tuple(idx)]
+    crop = tuple(slice(p[0], p[0] + n) for p, n in zip(pads, labels.shape, strict=True))
+    return nearest[crop]
+
+
 class Cell:
     """The state of a deposition run and its time step (2D)."""
 
@@ -104,6 +117,8 @@ class Cell:
         if h0 > 0.0:
             self.settle_profile()
         self.xi0_inventory = self.inventory()
+        self.conserve = (s.formulation == kpf.PROFILE_PRESERVING
+                         and case["phase_field.conservation"] == "deposit")
         self.multigrid = case["electrolyte.solver"] == "multigrid"
         if self.multigrid:
             self.salt = MultigridSolver(ny, s.nz, s.nx, self.ncol, rtol=1e-8, name="salt")
@@ -283,10 +298,44 @@ class Cell:
 
     def profile(self, dt: float) -> None:
         """Profile terms of the step: ``xi_star``, the growth geometry and ``profile_change``
-        (``sum(xi_star - xi)``, the phase field the profile terms alone add)."""
+        (``sum(xi_star - xi)``, the phase field the profile terms alone add: round-off where
+        they conserve each deposit's Na, :meth:`conserve_deposits`)."""
         s = self.s
         self._profile_kernel(dt, s.gt_coeff, s.anisotropy, s.noise, self.step_index)
+        if self.conserve:
+            self.conserve_deposits()
         self.profile_change = kpf.difference_sum(self.xi_star, self.xi, self.partial)
+
+    def deposit_regions(self) -> np.ndarray:
+        """``(ny, nl)`` region of every cell: the deposits (face-connected ``xi > 0.5``, the
+        first row over an active site counting as metal: a nucleus before it has a body), each
+        cell going to the nearest one; 0 everywhere when there is no deposit."""
+        s = self.s
+        shape = (s.ny, s.nz, s.nx) if s.nz > 1 else (s.ny, s.nx)
+        seeds = self.xi > 0.5
+        seeds[0] |= self.wall_active.astype(bool)
+        labels = _periodic_labels(seeds.reshape(shape))
+        if not labels.any():
+            return labels.reshape(s.ny, -1)
+        return _nearest_region(labels).reshape(s.ny, -1)
+
+    def conserve_deposits(self) -> None:
+        """Give each deposit back the Na the profile terms took from it (or take what they
+        added), spread over its interface with the weight ``xi (1 - xi)``: the profile terms
+        then move interfaces without creating or destroying Na in any deposit, so growth comes
+        from the Faradaic flux alone. A uniform weight along the interface keeps the shape (it
+        moves the interface along its normal by the same distance everywhere); for a flat
+        front it is the same in every column."""
+        region = self.deposit_regions().ravel()
+        if not region.any():
+            return
+        n = int(region.max()) + 1
+        xs = self.xi_star.ravel()
+        delta = np.bincount(region, weights=xs - self.xi.ravel(), minlength=n)
+        weight = xs * (1.0 - xs)
+        total = np.bincount(region, weights=weight, minlength=n)
+        per = np.divide(delta, total, out=np.zeros(n), where=total > 0.0)
+        xs -= per[region] * weight
 
     def speed_at(self, voltage: float) -> float:
         s = self.s

@@ -78,6 +78,10 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       choices=("profile-preserving", "chen2015"),
       doc="profile-preserving (Sun & Beckermann 2007) or the nonlinear Chen 2015 / Hong 2018 "
           "model (Allen-Cahn profile terms, kinetic constant tied to j0)"),
+    K("phase_field.conservation", schema.CHOICE, "deposit", choices=("deposit", "none"),
+      doc="profile-preserving: give each connected deposit back the Na its profile terms "
+          "removed (spread along its interface), so growth is Faradaic alone ('none': the "
+          "change is charged against the current, as before)"),
     K("phase_field.interface_cells", schema.NUMBER, 2.0, None, 1.5, 20.0,
       doc="interface width lambda in cells (profile [1 - tanh(n/2 lambda)]/2)"),
     K("phase_field.surface_energy", Q, 0.2, "J m^-2", 0.0, 10.0, exclusive_minimum=True,
