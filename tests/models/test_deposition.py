@@ -428,3 +428,16 @@ def test_profile_terms_conserve_the_na_of_every_nucleus():
         changes[conservation] = np.max(np.abs(change) / na)
     assert changes["deposit"] <= 1e-12
     assert changes["none"] > 1e-6
+
+
+def test_a_stalled_electrolyte_solve_is_a_convergence_error(monkeypatch):
+    """A multigrid-CG solve that misses its tolerance stops the run with the residual history
+    (exit status 3), never a silently wrong field."""
+    import fastnai.electrolyte as fe
+    from fastnai.errors import ConvergenceError
+
+    monkeypatch.setattr(fe.kmg, "pcg", lambda *args: -1)
+    with pytest.raises(ConvergenceError, match="multigrid-CG did not reach rtol") as err:
+        fastnai.run(make_case(plate()), progress=False)
+    assert err.value.exit_status == 3
+    assert "history" in str(err.value)
