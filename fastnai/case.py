@@ -395,37 +395,45 @@ def _as_float(value: int | float, where: str) -> float:
         raise CaseError(f"{where}: the number is too large for a float64") from None
 
 
-def _split_quantity(text: str, where: str) -> tuple[float, str]:
+#: What a dimensionless key (NUMBER) takes, for messages: never a unit hint.
+_PLAIN = "a plain number without a unit (the key is dimensionless)"
+
+
+def _split_quantity(text: str, where: str, unit: str | None) -> tuple[float, str]:
     """'1e18 cm^-3' -> (1e18, 'cm^-3'); the number is read by float(), never by pint.
 
-    pint would evaluate arbitrary arithmetic ('9**9**9 nm' runs for minutes) and drops ',' as a
-    thousands separator ('2,5 nm' would be 25 nm), so both are refused here.
+    ``unit`` is the key's unit, for the example a message gives (``None``: a dimensionless
+    key, whose messages ask for a plain number). pint would evaluate arbitrary arithmetic
+    ('9**9**9 nm' runs for minutes) and drops ',' as a thousands separator ('2,5 nm' would be
+    25 nm), so both are refused here.
     """
     match = _NUMBER.match(text)
     if match is None:
-        raise CaseError(f"{where}: expected a number followed by a unit, e.g. '1e18 cm^-3'")
-    number, unit = match.group(1), match.group(2)
+        raise CaseError(f"{where}: expected a bare number in {unit} or a number followed by a "
+                        f"unit, e.g. '1 {unit}'" if unit else f"{where}: expected {_PLAIN}, e.g. 0.5")
+    number, found = match.group(1), match.group(2)
     if "," in text:
         raise CaseError(f"{where}: ',' is not allowed (use '.' as the decimal point)")
-    unit = unit.replace("**", "^")
-    if unit and (not _UNIT_CHARS.match(unit) or _CHAINED_POWER.search(unit)
-                 or any(len(d) > 3 for d in re.findall(r"\d+", unit))):
-        raise CaseError(f"{where}: cannot read the unit {unit!r} (write units like 'cm^-3', "
-                        "'mA/cm^2', 'eV')")
-    return float(number), unit
+    found = found.replace("**", "^")
+    if found and (not _UNIT_CHARS.match(found) or _CHAINED_POWER.search(found)
+                  or any(len(d) > 3 for d in re.findall(r"\d+", found))):
+        raise CaseError(f"{where}: cannot read the unit {found!r} (the key's unit is {unit}: "
+                        f"e.g. '1 {unit}')" if unit else f"{where}: expected {_PLAIN}, e.g. 0.5")
+    return float(number), found
 
 
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool):
-        raise CaseError(f"{where}: expected a number, not a boolean")
+        raise CaseError(f"{where}: expected {_PLAIN}, not a boolean")
     if isinstance(value, (int, float)):
         return _as_float(value, where)
     if isinstance(value, str):
-        number, unit = _split_quantity(value, where)
+        number, unit = _split_quantity(value, where, None)
         if unit:
-            raise CaseError(f"{where}: expected a dimensionless number, got the unit {unit!r}")
+            raise CaseError(f"{where}: expected {_PLAIN}, got the unit {unit!r}; write "
+                            f"{number:g}")
         return number
-    raise CaseError(f"{where}: expected a number")
+    raise CaseError(f"{where}: expected {_PLAIN}")
 
 
 def _quantity(key: schema.Key, value: Any, where: str) -> float:
@@ -435,7 +443,7 @@ def _quantity(key: schema.Key, value: Any, where: str) -> float:
         return _as_float(value, where)
     if not isinstance(value, str):
         raise CaseError(f"{where}: expected a number in {key.unit} or a string with units")
-    number, unit = _split_quantity(value, where)
+    number, unit = _split_quantity(value, where, key.unit)
     if not unit:
         raise CaseError(f"{where}: a string needs a unit (e.g. '{number:g} {key.unit}'), or give "
                         f"a bare number in {key.unit}")

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from .errors import CaseError, FastnaiError
+from .resources import THREADS_DEFAULT
 
 EXIT_STATUSES = """exit statuses:
   0  success
@@ -39,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", help="output netCDF file (default: CASE stem + .nc)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a case key, e.g. --set semiconductor.donor_density='1e19 cm^-3'")
-    run.add_argument("--threads", type=int, help="Numba threads (default: NUMBA_NUM_THREADS or all)")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help=f"Numba threads, at most the default ({THREADS_DEFAULT})")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress lines and no summary")
     run.add_argument("--checkpoint-every", type=_seconds, default=600.0, metavar="SECONDS",
@@ -58,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--full", action="store_true", help="add the long cases")
     val.add_argument("-o", "--output-dir", default="results/validation",
                      help="folder for the result files and the table (default: %(default)s)")
-    val.add_argument("--threads", type=int, help="Numba threads")
+    val.add_argument("--threads", type=int, metavar="N",
+                     help=f"Numba threads, at most the default ({THREADS_DEFAULT})")
     val.add_argument("--models", metavar="M1,M2",
                      help="comma-separated subset of band_bending, drift_diffusion, film_stress, "
                           "deposition (default: all)")
@@ -73,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_sweep_parser(sub)
 
-    sch = sub.add_parser("schema", help="list every key of a model: unit, default, range, source")
+    sch = sub.add_parser("schema", help="list every key of a model (and the keys of each of its "
+                                        "[[protocol]] steps): unit, default, range, source")
     sch.add_argument("kind", help="model kind, e.g. band_bending")
     return parser
 
@@ -101,27 +105,17 @@ def _log_to_stderr(quiet: bool) -> None:
     logger.setLevel(logging.INFO)
 
 
-def _set_threads(n: int | None) -> None:
-    if n is None:
-        return
-    import numba
-
-    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-        raise CaseError(f"--threads {n}: expected 1 <= threads <= {numba.config.NUMBA_NUM_THREADS} "
-                        "(NUMBA_NUM_THREADS)")
-    numba.set_num_threads(n)
-
-
 def _cmd_run(args) -> int:
     from . import api
+    from .resources import numba_threads
     from .variables import summary_line
 
-    _set_threads(args.threads)
     output = Path(args.output) if args.output else Path(Path(args.case).stem + ".nc")
     _log_to_stderr(args.quiet)
-    ds = api.run(args.case, args.overrides, output=output, checkpoint=args.checkpoint,
-                 checkpoint_every=args.checkpoint_every, resume=args.resume,
-                 keep_checkpoint=args.keep_checkpoint, progress=False if args.quiet else None)
+    with numba_threads(args.threads):  # --threads, else the documented default, not inherited
+        ds = api.run(args.case, args.overrides, output=output, checkpoint=args.checkpoint,
+                     checkpoint_every=args.checkpoint_every, resume=args.resume,
+                     keep_checkpoint=args.keep_checkpoint, progress=False if args.quiet else None)
     if not args.quiet:
         print(f"{ds.attrs['model']}: wrote {output} ({ds.attrs['wall_time_s']:.3g} s)")
         print(f"  result: {summary_line(ds)}")
@@ -132,13 +126,14 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_validate(args) -> int:
+    from .resources import numba_threads
     from .validation import run_validation
 
-    _set_threads(args.threads)
     models = None
     if args.models:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
-    table = run_validation(full=args.full, output_dir=Path(args.output_dir), models=models)
+    with numba_threads(args.threads):
+        table = run_validation(full=args.full, output_dir=Path(args.output_dir), models=models)
     print(table)
     return 0
 
@@ -166,11 +161,16 @@ def _cmd_materials(args) -> int:
 
 def _cmd_schema(args) -> int:
     from .models import MODEL_KINDS, model_module
-    from .schema import schema_table
+    from .schema import schema_table, table_array_table
 
     if args.kind not in MODEL_KINDS:
         raise CaseError(f"schema {args.kind!r}: expected one of {', '.join(MODEL_KINDS)}")
-    print(schema_table(model_module(args.kind).KEYS))
+    module = model_module(args.kind)
+    print(schema_table(module.KEYS))
+    # arrays of tables ([[protocol]]): every step type and its keys, as the case loader reads them
+    for name, kinds in getattr(module, "TABLE_ARRAYS", {}).items():
+        print()
+        print(table_array_table(name, kinds))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Memory a run will need, memory the process may use, and the check between them (SPEC §8).
+"""Memory a run will need, memory the process may use, and the check between them (SPEC §8);
+the Numba thread count of a run.
 
 Every model estimates its peak memory from the mesh and the output settings *before* it
 allocates anything, and a case that would not fit is refused with a
@@ -15,8 +16,13 @@ traceback, or the kernel's OOM killer) minutes or hours into a batch job.
 * :func:`check_memory` -- refuses a case whose estimate exceeds :data:`USABLE_FRACTION` of the
   available memory.
 
+* :data:`THREADS_DEFAULT`, :func:`max_threads`, :func:`check_threads`, :func:`numba_threads` --
+  the one default (``NUMBA_NUM_THREADS`` if set, else all cores), range check and setting of
+  ``--threads`` for ``fastnai run``, ``fastnai sweep`` and ``fastnai validate``.
+
 The module reads only resolved case values (``case["section.key"]`` and ``case.kind``); it
-imports neither Numba nor a kernel nor a model module, so checking a case stays cheap.
+imports neither a kernel nor a model module, and Numba only inside the thread helpers, so
+checking a case stays cheap.
 
 What is not counted: what grows with the number of accepted time steps, unknowable before the
 run -- the per-step series (20 Python floats a step in deposition, about 640 bytes; 8 in
@@ -27,17 +33,20 @@ kernels (already resident when the check runs, so already outside the available 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import CaseError
 
-__all__ = ["OVERHEAD", "USABLE_FRACTION", "available_memory", "check_memory", "estimate_memory",
-           "format_bytes", "parse_bytes"]
+__all__ = ["OVERHEAD", "THREADS_DEFAULT", "USABLE_FRACTION", "available_memory", "check_memory",
+           "check_threads", "estimate_memory", "format_bytes", "max_threads", "numba_threads",
+           "parse_bytes"]
 
 #: Fixed bytes added to every estimate: Python objects, xarray/netCDF buffers, solver and
 #: pyamg set-up scratch that does not scale with the mesh [B].
@@ -581,3 +590,64 @@ def _show(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numba threads
+
+
+#: What ``--threads`` defaults to: the words of ``fastnai run --help`` and ``fastnai sweep
+#: --help`` (the number is :func:`max_threads`).
+THREADS_DEFAULT = "default: NUMBA_NUM_THREADS if set, else all cores"
+
+
+def max_threads() -> int:
+    """Numba's thread-pool size, the most threads a run here can use and the default of
+    ``--threads``: ``NUMBA_NUM_THREADS`` as it was when Numba was imported, else the cores this
+    process may run on (its CPU affinity)."""
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def check_threads(n_threads, name: str = "--threads", *, here: bool = True) -> None:
+    """Refuse a thread count that is not a whole number from 1 to :func:`max_threads`.
+
+    ``None`` (the default) passes. ``here=False`` (points on another machine's Dask workers)
+    checks only ``>= 1``: a worker uses at most its own pool.
+
+    >>> check_threads(0, "n_threads")
+    Traceback (most recent call last):
+    ...
+    fastnai.errors.CaseError: n_threads = 0: expected a whole number from 1 to ...
+    """
+    if n_threads is None:
+        return
+    whole = isinstance(n_threads, int) and not isinstance(n_threads, bool)
+    if whole and n_threads >= 1 and not here:
+        return
+    if not whole or not 1 <= n_threads <= max_threads():
+        bound = f"from 1 to {max_threads()} (NUMBA_NUM_THREADS if set, else all cores)" if here \
+            else ">= 1"
+        raise CaseError(f"{name} = {_show(n_threads)}: expected a whole number {bound}")
+
+
+@contextlib.contextmanager
+def numba_threads(n_threads: int | None = None) -> Iterator[int]:
+    """Run the block on ``n_threads`` Numba threads (default :func:`max_threads`), then restore
+    the count this thread had (Numba's count is per thread).
+
+    >>> with numba_threads(1) as n:
+    ...     n
+    1
+    """
+    check_threads(n_threads)
+    import numba
+
+    n = max_threads() if n_threads is None else n_threads
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(before)

@@ -145,26 +145,56 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def _default_text(key: Key) -> str:
+    if key.default is None:
+        text = "required" if key.required else "(not set)"
+        return text + (" / from material" if key.material_property else "")
+    if isinstance(key.default, float):
+        return _fmt(key.default)
+    if isinstance(key.default, tuple):
+        return "[" + ", ".join(_fmt(v) for v in key.default) + "]"
+    return str(key.default)
+
+
+def _row(name: str, key: Key) -> tuple[str, str, str, str, str]:
+    kind = key.kind + (f" [{key.unit}]" if key.unit else "")
+    meaning = key.doc + (f" ({key.source})" if key.source else "")
+    return (name, kind, _default_text(key), key.describe_range(), meaning)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of five columns, the first four padded; a rule under the header row."""
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    lines.insert(1, "-" * (sum(widths) + 8 + 20))
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def schema_table(keys: dict[str, Key]) -> str:
     """Plain-text table of a model's keys: name, type and unit, default, range, source."""
     rows = [("key", "type [unit]", "default", "allowed", "source / meaning")]
-    for key in keys.values():
-        kind = key.kind + (f" [{key.unit}]" if key.unit else "")
-        if key.default is None:
-            default = "required" if key.required else "(not set)"
-            if key.material_property:
-                default += " / from material"
-        elif isinstance(key.default, float):
-            default = _fmt(key.default)
-        elif isinstance(key.default, tuple):
-            default = "[" + ", ".join(_fmt(v) for v in key.default) + "]"
-        else:
-            default = str(key.default)
-        meaning = key.doc + (f" ({key.source})" if key.source else "")
-        rows.append((key.name, kind, default, key.describe_range(), meaning))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = []
-    for r in rows:
-        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
-    lines.insert(1, "-" * (sum(widths) + 8 + 20))
-    return "\n".join(lines)
+    rows.extend(_row(key.name, key) for key in keys.values())
+    return _table(rows)
+
+
+def table_array_table(name: str, kinds: Mapping[str, Mapping[str, Key]]) -> str:
+    """Plain-text table of the entries of an array of tables (``[[protocol]]``): every ``step``
+    type with its keys (type and unit, default, range, meaning), from the model's declarations.
+
+    >>> print(table_array_table("protocol", {"rest": {"duration": Key(
+    ...     "duration", QUANTITY, None, "s", 0.0, exclusive_minimum=True, required=True,
+    ...     doc="open-circuit time")}}))
+    [[protocol]] steps: each entry sets step = "rest" and that step's keys (--set protocol.N.KEY=VALUE)
+    step / key  type [unit]   default   allowed      source / meaning
+    ---------------------------------------------------------------------
+    rest
+      duration  quantity [s]  required  value > 0 s  open-circuit time
+    """
+    rows = [("step / key", "type [unit]", "default", "allowed", "source / meaning")]
+    for step, keys in kinds.items():
+        rows.append((step, "", "", "", "" if keys else "(no keys)"))
+        rows.extend(_row(f"  {leaf}", key) for leaf, key in keys.items())
+    steps = " | ".join(f'"{step}"' for step in kinds)
+    head = (f"[[{name}]] steps: each entry sets step = {steps} and that step's keys "
+            f"(--set {name}.N.KEY=VALUE)")
+    return head + "\n" + _table(rows)

@@ -23,6 +23,7 @@ from .api import run
 from .case import load_case
 from .errors import CaseError
 from .io import atomic_write_text, write_dataset
+from .materials import MATERIALS
 from .models import band_bending as bb
 from .models import deposition as dep
 from .models import drift_diffusion as dd
@@ -276,9 +277,10 @@ def rate_rows() -> list[Row]:
                 basis, note = "calibrated (electrode.series_resistance)", "the calibration point"
             else:
                 basis, note = "computed", ""
-            if rate == RATES[0]:
-                note = ("above the 335.5 site capacity: not reachable by a site-exclusion model"
-                        if cap_paper > 335.5 else "")
+            if rate == RATES[0] and cap_paper is not None:
+                theoretical = MATERIALS["anatase-TiO2"]["theoretical_capacity"].value
+                note = (f"above the {theoretical:.1f} theoretical capacity: not reachable by a "
+                        "site-exclusion model" if cap_paper > theoretical else "")
             if cap_paper is None:
                 note = "paper lists six values for seven rates: not placed"
             rows.append(Row(system, f"discharge capacity at {rate:g} C", "mA h g-1", cap_paper,

@@ -338,6 +338,59 @@ def test_wrong_unit_dimension_is_an_error_naming_key_value_and_dimension(key, va
     assert "dimension" in message
 
 
+def numeric_keys(kind: schema.Key) -> list:
+    """(where, key) of every key of this schema kind, case keys and protocol-step keys."""
+    found = []
+    for model in MODEL_KINDS:
+        module = model_module(model)
+        found += [(name, key) for name, key in module.KEYS.items() if key.kind == kind]
+        for step, keys in getattr(module, "STEP_KEYS", {}).items():
+            found += [(f"{model} {step}.{leaf}", key) for leaf, key in keys.items()
+                      if key.kind == kind]
+    return found
+
+
+@pytest.mark.parametrize("value", ["forty", "", "40 nm", "4e1 m^9999", "x cm^-3", True, [40.0]])
+def test_a_dimensionless_key_asks_for_a_plain_number_never_a_unit(value):
+    # semiconductor.relative_permittivity is dimensionless (schema.NUMBER): no unit to suggest
+    message = case_error(MINIMAL, {"semiconductor.relative_permittivity": value})
+    assert "semiconductor.relative_permittivity" in message
+    assert "a plain number without a unit (the key is dimensionless)" in message
+    if "cm^-3" not in repr(value):
+        assert "cm^-3" not in message
+
+
+def test_a_dimensionless_key_given_a_unit_is_told_the_plain_number_to_write():
+    message = case_error(MINIMAL, {"semiconductor.relative_permittivity": "40 cm^-3"})
+    assert "got the unit 'cm^-3'; write 40" in message
+    assert "e.g. '" not in message  # no example with a unit
+
+
+@pytest.mark.parametrize("value", ["abc", "1 %%%", "2 m^9999"])
+def test_no_dimensionless_key_of_any_model_gets_a_unit_hint(value):
+    from fastnai.case import coerce
+
+    keys = numeric_keys(schema.NUMBER)
+    assert keys
+    for where, key in keys:
+        with pytest.raises(fastnai.CaseError) as info:
+            coerce(key, value)
+        message = str(info.value)
+        assert "(the key is dimensionless)" in message, (where, message)
+        assert "cm^-3" not in message and "e.g. '" not in message, (where, message)
+
+
+def test_a_quantity_key_unit_hint_is_its_own_unit():
+    from fastnai.case import coerce
+
+    for where, key in numeric_keys(schema.QUANTITY):
+        with pytest.raises(fastnai.CaseError) as info:
+            coerce(key, "abc")
+        assert f"e.g. '1 {key.unit}'" in str(info.value), where
+        if "cm" not in key.unit:
+            assert "cm^-3" not in str(info.value), where
+
+
 @pytest.mark.parametrize(("key", "value"), [
     ("semiconductor.thickness", -1e-9),
     ("semiconductor.thickness", "-30 nm"),

@@ -99,8 +99,80 @@ def test_threads_option_sets_numba_threads(tmp_path):
 def test_bad_threads_exits_2(tmp_path, capsys):
     out = tmp_path / "t.nc"
     status = main(["run", str(CASE), "-o", str(out), "--threads", "0", *SMALL])
-    assert_clean_failure(capsys, status, "--threads 0")
+    assert_clean_failure(capsys, status, "--threads = 0")
     assert not out.exists()
+
+
+def threads_help(capsys, command: str) -> str:
+    """The ``--threads`` help of ``fastnai COMMAND --help``, unwrapped to one line."""
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    return text.split("--threads N ", 1)[1].split(" --", 1)[0]
+
+
+def test_run_sweep_and_validate_help_give_the_same_threads_default(capsys):
+    helps = {command: threads_help(capsys, command) for command in ("run", "sweep", "validate")}
+    for command, text in helps.items():
+        assert text.startswith("Numba threads"), command
+        assert "(default: NUMBA_NUM_THREADS if set, else all cores" in text, (command, text)
+        assert "else 1" not in text, command
+
+
+def test_run_without_threads_uses_the_documented_default_not_the_inherited_count(tmp_path):
+    import numba
+
+    default = numba.config.NUMBA_NUM_THREADS  # NUMBA_NUM_THREADS if set, else all cores
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)  # a count left behind by earlier work in this process
+    try:
+        assert main(["run", str(CASE), "-o", str(tmp_path / "d.nc"), "-q", *SMALL]) == 0
+        assert numba.get_num_threads() == 1, "the caller's count is restored"
+    finally:
+        numba.set_num_threads(before)
+    assert read_dataset(tmp_path / "d.nc").attrs["numba_threads"] == default
+
+
+def test_run_without_threads_takes_numba_num_threads_from_the_environment(tmp_path):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "fastnai", "run", str(CASE), "-o",
+                           str(tmp_path / "e.nc"), "-q", *SMALL],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert read_dataset(tmp_path / "e.nc").attrs["numba_threads"] == 1
+
+
+def test_sweep_without_threads_runs_its_points_with_the_documented_default(tmp_path):
+    import numba
+
+    default = numba.config.NUMBA_NUM_THREADS
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert main(["sweep", str(CASE), "--vary", "contact.work_function=4.1,4.3",
+                     "--scheduler", "synchronous", "-o", str(tmp_path / "s"), "-q", *SMALL]) == 0
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
+    ds = read_dataset(tmp_path / "s" / "sweep.nc")
+    assert ds.run_numba_threads.values.tolist() == [default, default]
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("beyond", [False, True], ids=["zero", "above-the-pool"])
+def test_run_and_sweep_refuse_the_same_thread_counts(tmp_path, capsys, command, beyond):
+    import numba
+
+    pool = numba.config.NUMBA_NUM_THREADS
+    threads = str(pool + 1 if beyond else 0)
+    args = [command, str(CASE), "-o", str(tmp_path / "o.nc"), "--threads", threads, *SMALL]
+    if command == "sweep":
+        args += ["--vary", "contact.work_function=4.1,4.3", "--scheduler", "synchronous"]
+    status = main(args)
+    assert_clean_failure(capsys, status, f"--threads = {threads}: expected a whole number from 1 "
+                                         f"to {pool} (NUMBA_NUM_THREADS if set, else all cores)")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_case_exits_2_with_one_paragraph_and_writes_nothing(tmp_path, capsys):
@@ -157,6 +229,63 @@ def test_schema_lists_every_key(capsys):
     names = {line.split()[0] for line in out.splitlines()[2:] if line.strip()}
     assert set(KEYS) <= names
     assert "semiconductor.thickness" in out and "quantity [m]" in out
+
+
+def protocol_rows(out: str) -> dict[str, list[str]]:
+    """Step type -> its key rows, from the ``[[protocol]]`` table of ``fastnai schema``."""
+    _, _, table = out.partition("\n\n[[protocol]] steps: ")
+    assert table, "no [[protocol]] table"
+    rows: dict[str, list[str]] = {}
+    for line in table.splitlines()[3:]:  # heading, column titles, rule
+        if line.startswith("  "):
+            rows[list(rows)[-1]].append(line.strip())
+        else:
+            rows[line.strip()] = []
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["drift_diffusion", "film_stress", "deposition"])
+def test_schema_lists_every_protocol_step_with_its_keys_units_and_defaults(capsys, kind):
+    from fastnai.models import model_module
+
+    assert main(["schema", kind]) == 0
+    out = capsys.readouterr().out
+    step_keys = model_module(kind).STEP_KEYS
+    rows = protocol_rows(out)
+    assert list(rows) == list(step_keys)  # every step type, in declaration order
+    heading = out.split("[[protocol]] steps: ", 1)[1].splitlines()[0]
+    assert all(f'"{step}"' in heading for step in step_keys)
+    for step, keys in step_keys.items():
+        by_leaf = {row.split()[0]: row for row in rows[step]}
+        assert list(by_leaf) == list(keys), step
+        for leaf, key in keys.items():
+            row = by_leaf[leaf]
+            assert key.kind in row and key.describe_range() in row, (step, leaf)
+            if key.unit:
+                assert f"[{key.unit}]" in row, (step, leaf)
+            if key.default is not None:
+                default = f"{key.default:g}" if isinstance(key.default, float) else str(key.default)
+                assert f"  {default}  " in row, (step, leaf, default)
+            elif key.required:
+                assert "  required  " in row, (step, leaf)
+
+
+def test_schema_protocol_table_examples(capsys):
+    assert main(["schema", "deposition"]) == 0
+    plate = protocol_rows(capsys.readouterr().out)["plate"]
+    assert any(r.startswith("current_density") and "[A m^-2]" in r and "required" in r
+               for r in plate)
+    assert main(["schema", "drift_diffusion"]) == 0
+    gitt = protocol_rows(capsys.readouterr().out)["gitt"]
+    assert any(r.startswith("n_pulses") and "  10  " in r for r in gitt)
+    assert any(r.startswith("direction") and "discharge" in r for r in gitt)
+
+
+def test_schema_of_a_model_without_a_protocol_prints_only_its_keys(capsys):
+    assert main(["schema", "band_bending"]) == 0
+    out = capsys.readouterr().out
+    assert "[[protocol]]" not in out and "step / key" not in out
+    assert "\n\n" not in out.strip()
 
 
 def test_schema_of_unknown_kind_exits_2(capsys):

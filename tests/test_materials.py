@@ -74,6 +74,15 @@ def test_material_supplied_keys_use_the_same_unit_as_the_property():
                 assert factor == pytest.approx(1.0, rel=1e-15), (key.name, material.name)
 
 
+def test_drift_diffusion_1c_capacity_is_the_database_tio2_capacity():
+    from fastnai.models.drift_diffusion import KEYS as DD_KEYS
+
+    key = DD_KEYS["electrode.theoretical_capacity"]
+    prop = MATERIALS["anatase-TiO2"]["theoretical_capacity"]
+    assert (key.default, key.unit) == (prop.value, prop.unit)  # one number, not a copy of it
+    assert f"{key.default:.1f}" == "335.6"  # one Na per TiO2 rounds to 335.6, not 335.5
+
+
 def test_tio2_theoretical_capacity_is_335_6_mah_per_g():
     prop = MATERIALS["anatase-TiO2"]["theoretical_capacity"]
     assert prop.unit == "mA h / g"
@@ -135,3 +144,15 @@ def test_database_is_read_only():
         MATERIALS["X"] = MATERIALS["TiC"]  # type: ignore[index]
     with pytest.raises(TypeError):
         MATERIALS["TiC"].properties["work_function"] = None  # type: ignore[index]
+
+
+def test_readme_quotes_the_database_tio2_capacity():
+    """The README's 1C and capacity statements use the database's TiO2 capacity."""
+    from pathlib import Path
+
+    from fastnai.materials import MATERIALS
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    value = MATERIALS["anatase-TiO2"]["theoretical_capacity"].value
+    assert f"{value:.1f} mA h g-1" in text
+    assert "335.5" not in text

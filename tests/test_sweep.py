@@ -103,6 +103,46 @@ def test_range_specs_give_lin_log_and_unit_converted_values():
     assert math.log(radii[4] / 2e-8) / 0.3 == pytest.approx(1.2815515655446004, rel=1e-12)
 
 
+def test_range_hint_of_a_dimensionless_key_has_no_unit():
+    keys = band_bending.KEYS
+    for name, spec in [("semiconductor.relative_permittivity", "10:20"),
+                       ("semiconductor.relative_permittivity", "lognormal:20:0.3"),
+                       ("mesh.n_nodes", "100:200")]:
+        with pytest.raises(CaseError) as info:
+            fs.values_for(keys[name], spec)
+        assert "cm^-3" not in str(info.value) and " eV" not in str(info.value), name
+    with pytest.raises(CaseError, match="'1 eV:2 eV:5'"):
+        fs.values_for(keys["contact.work_function"], "4:5")
+
+
+@pytest.mark.parametrize(("workers", "threads", "points", "expected"), [
+    (None, None, 100, (8, 1)),  # every core a worker, one thread each
+    (2, None, 100, (2, 4)),  # the cores divided among the workers given
+    (None, None, 2, (2, 4)),  # fewer points than cores: the running points share every core
+    (None, 2, 100, (4, 2)),  # --threads N: cores // N workers
+    (3, 3, 100, (3, 3)),
+])
+def test_local_cluster_default_threads_use_all_cores(monkeypatch, workers, threads, points,
+                                                     expected):
+    import dask.system
+
+    execute = importlib.import_module("fastnai.sweeps.execute")
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 8)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    assert execute._local_layout(workers, threads, points) == expected
+
+
+def test_local_cluster_takes_numba_num_threads_per_point_when_it_is_set(monkeypatch):
+    import dask.system
+
+    execute = importlib.import_module("fastnai.sweeps.execute")
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 8)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "4")
+    monkeypatch.setattr(execute, "max_threads", lambda: 4)  # what Numba read at import
+    assert execute._local_layout(None, None, 100) == (2, 4)
+    assert execute._local_layout(None, 1, 100) == (8, 1)  # --threads wins
+
+
 @pytest.mark.parametrize("key, spec, expected", [
     ("semiconductor.donor_density", "1e17 cm^-3:1e19 cm^-3", "expected START:STOP:NUM"),
     ("semiconductor.donor_density", "1e17 cm^-3:1e19 cm^-3:0", "NUM = '0'"),

@@ -126,8 +126,10 @@ Command line
 
 (:func:`add_parser`, :func:`cli_main`). Progress goes to stderr as plain :mod:`logging` lines
 (a tqdm bar instead when stdout and stderr are terminals). ``--threads N`` is the number of
-Numba threads of each point; each worker runs one point at a time, so a LocalCluster gets
-``cores // N`` workers; its default is ``NUMBA_NUM_THREADS`` when set, else 1. For batch
+Numba threads of each point, with ``fastnai run``'s default: ``NUMBA_NUM_THREADS`` if set, else
+all cores. Each worker runs one point at a time, so a LocalCluster gets ``cores // N`` workers;
+with neither ``--threads`` nor ``NUMBA_NUM_THREADS`` it divides the cores among its workers
+(``--workers``, default one per core), ``cores // workers`` threads each. For batch
 systems without Dask, ``--array-task`` runs the points of one array task (index from
 ``SLURM_ARRAY_TASK_ID`` or ``PBS_ARRAY_INDEX``) in-process and ``--merge`` merges afterwards.
 

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CaseError, Interrupted
-from .execute import run_array_task, sweep
+from ..resources import THREADS_DEFAULT, check_threads
+from .execute import _runs_here, run_array_task, sweep
 from .files import MANIFEST, MERGED, POINTS, _scan
 from .merge import merge
 from .plan import JOINS, _check_count, _layer, _literal, _resolve_ensemble, _Spec, plan_sweep
@@ -56,9 +57,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="Dask scheduler: a LocalCluster (default 'local'), in-process "
                              "threads, no Dask, an address tcp://host:8786, or a scheduler file")
     parser.add_argument("--workers", type=int, metavar="N",
-                        help="LocalCluster workers (default: cores // threads)")
+                        help="LocalCluster workers (default: cores // threads, or every core "
+                             "when neither --threads nor NUMBA_NUM_THREADS is set)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="Numba threads per point (default: NUMBA_NUM_THREADS, else 1)")
+                        help=f"Numba threads per point, at most the default ({THREADS_DEFAULT}, "
+                             "which a LocalCluster divides among its workers: cores // workers "
+                             "each)")
     parser.add_argument("-o", "--output", metavar="DIR|FILE.nc",
                         help="sweep folder, or merged file FILE.nc with the folder FILE_sweep/ "
                              "(default: CASE stem + _sweep/)")
@@ -151,7 +155,8 @@ def cli_main(args) -> int:
     report; returns 0, 1 or 3 after a sweep (module docstring).
     """
     _configure_logging(args.quiet)
-    _check_count(args.threads, "--threads")
+    check_threads(args.threads, "--threads",
+                  here=_runs_here(args.scheduler) or args.array_task is not None)
     _check_count(args.workers, "--workers")
     _check_count(args.points_per_task, "--points-per-task")
     if args.seeds is not None:

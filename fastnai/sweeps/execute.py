@@ -19,6 +19,7 @@ import xarray as xr
 
 from ..case import Case
 from ..errors import CaseError, FastnaiError
+from ..resources import check_threads, max_threads, numba_threads
 from .files import (
     MERGED,
     POINTS,
@@ -103,14 +104,36 @@ class _Tracker:
         self.write()
 
 
-def _default_threads() -> int:
-    text = os.environ.get("NUMBA_NUM_THREADS", "")
-    return int(text) if text.isdigit() and int(text) >= 1 else 1
+def _runs_here(scheduler: Any) -> bool:
+    """Whether the points run on this machine: a LocalCluster started here, or no Dask."""
+    return scheduler is None or (isinstance(scheduler, str) and scheduler in SCHEDULERS)
+
+
+def _local_layout(n_workers: int | None, n_threads: int | None, n_points: int) -> tuple[int, int]:
+    """Workers and Numba threads per point of a LocalCluster started here.
+
+    ``n_threads`` defaults as ``fastnai run``'s ``--threads`` does: ``NUMBA_NUM_THREADS`` if
+    set, else all cores, here divided among the workers (each runs one point at a time), so
+    that the points running at once use every core. The workers default to cores //
+    n_threads (every core a worker when neither is given), at most one per point.
+
+    >>> _local_layout(2, 1, 10), _local_layout(None, 1, 1)
+    ((2, 1), (1, 1))
+    """
+    from dask.system import CPU_COUNT
+
+    if n_threads is None and "NUMBA_NUM_THREADS" in os.environ:
+        n_threads = max_threads()
+    if n_threads is None:
+        workers = max(1, min(n_workers or CPU_COUNT, n_points))
+        return workers, max(1, CPU_COUNT // workers)
+    return max(1, min(n_workers or CPU_COUNT // n_threads, n_points)), n_threads
 
 
 @contextlib.contextmanager
-def _client(scheduler: Any, n_workers: int | None, n_threads: int, n_tasks: int) -> Iterator:
-    """A ``distributed.Client`` for ``scheduler``; clusters started here are closed after."""
+def _client(scheduler: Any, n_workers: int | None, n_threads: int | None) -> Iterator:
+    """A ``distributed.Client`` for ``scheduler``; clusters started here are closed after
+    (``n_workers`` and ``n_threads`` as :func:`_local_layout` resolved them)."""
     try:
         import distributed
     except ImportError:
@@ -128,19 +151,15 @@ def _client(scheduler: Any, n_workers: int | None, n_threads: int, n_tasks: int)
             yield client
         return
     if scheduler in (None, "local", "threads"):
-        from dask.system import CPU_COUNT
-
-        workers = n_workers or max(1, CPU_COUNT // n_threads)
-        workers = max(1, min(workers, n_tasks))
         processes = scheduler != "threads"
-        kwargs: dict[str, Any] = {"n_workers": workers, "threads_per_worker": 1,
+        kwargs: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1,
                                   "processes": processes, "silence_logs": logging.ERROR,
                                   **LOCAL_CLUSTER_QUIET}
         if processes:  # read at import in each worker: Numba's pool and the BLAS threads
             kwargs["env"] = dict.fromkeys(("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
                                            "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"),
                                           str(n_threads))
-        logger.info("starting a LocalCluster: %d worker %s x %d Numba thread(s)", workers,
+        logger.info("starting a LocalCluster: %d worker %s x %d Numba thread(s)", n_workers,
                     "processes" if processes else "threads", n_threads)
         with distributed.LocalCluster(**kwargs) as cluster, distributed.Client(cluster) as client:
             yield client
@@ -169,25 +188,6 @@ def _check_scheduler(scheduler: Any) -> None:
                             + ", an address such as tcp://host:8786, or an existing scheduler "
                             "file (dask scheduler --scheduler-file FILE)")
 
-
-
-@contextlib.contextmanager
-def _numba_threads(n_threads: int | None) -> Iterator[None]:
-    """Set this thread's Numba thread count for the block (in-process points)."""
-    if n_threads is None:
-        yield
-        return
-    import numba
-
-    if n_threads > numba.config.NUMBA_NUM_THREADS:
-        raise CaseError(f"threads = {n_threads}: expected 1 <= threads <= "
-                        f"{numba.config.NUMBA_NUM_THREADS} (NUMBA_NUM_THREADS)")
-    before = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _batch_size(points_per_task: int | None, n_todo: int, n_workers: int) -> int:
@@ -229,17 +229,18 @@ def _execute(plan: Plan, out: Path, todo: list[int], records: dict, *, scheduler
 
     try:
         if scheduler == "synchronous":
-            with _numba_threads(n_threads):
+            with numba_threads(n_threads):  # None: NUMBA_NUM_THREADS if set, else all cores
                 for i in todo:
                     done(_run_point(plan.raw_case, plan.overrides_for(i), points, i,
                                     plan.sweep_id, None, True))
             return fresh
-        threads = n_threads or _default_threads()
-        with _client(scheduler, n_workers, threads, len(todo)) as client:
+        if scheduler in (None, "local", "threads"):
+            n_workers, n_threads = _local_layout(n_workers, n_threads, len(todo))
+        # on other schedulers None leaves each worker its own default (its NUMBA_NUM_THREADS)
+        with _client(scheduler, n_workers, n_threads) as client:
             from distributed import as_completed
 
             token = uuid.uuid4().hex[:8]
-            remote = n_threads if scheduler not in (None, "local", "threads") else threads
             size = _batch_size(points_per_task, len(todo),
                                len(client.scheduler_info().get("workers", {})))
             batches = [todo[k:k + size] for k in range(0, len(todo), size)]
@@ -250,7 +251,7 @@ def _execute(plan: Plan, out: Path, todo: list[int], records: dict, *, scheduler
                 for batch in batches:
                     future = client.submit(
                         _run_points, plan.raw_case, [(i, plan.overrides_for(i)) for i in batch],
-                        points, plan.sweep_id, remote, True,
+                        points, plan.sweep_id, n_threads, True,
                         key=f"fastnai-points-{batch[0]}-{token}", pure=False)
                     futures[future] = batch
                 for future in as_completed(list(futures)):
@@ -308,10 +309,13 @@ def sweep(case: Case | str | os.PathLike | Mapping,
         one point after another here; an address (``"tcp://host:8786"``), a scheduler file, a
         ``distributed.Client`` or a cluster object (``dask_jobqueue.SLURMCluster``, ...).
     n_workers
-        Workers of a LocalCluster (default: cores // n_threads).
+        Workers of a LocalCluster (default: cores // n_threads; every core when neither
+        ``n_threads`` nor ``NUMBA_NUM_THREADS`` is set), at most one per point.
     n_threads
-        Numba threads per point (default: ``NUMBA_NUM_THREADS`` when set, else 1, for a
-        LocalCluster; untouched on other schedulers). Each worker runs one point at a time.
+        Numba threads per point, 1 to ``NUMBA_NUM_THREADS`` on this machine (default, as for
+        ``fastnai run``: ``NUMBA_NUM_THREADS`` if set, else all cores; on a LocalCluster the
+        cores are divided among the workers, cores // n_workers each; on another scheduler
+        each worker's own default). Each worker runs one point at a time.
     resume
         Run only the points without a result file (default); False deletes earlier results.
     join
@@ -372,7 +376,7 @@ def sweep(case: Case | str | os.PathLike | Mapping,
                         "result (-o DIR)")
     _check_scheduler(scheduler)
     _check_count(n_workers, "n_workers")
-    _check_count(n_threads, "n_threads")
+    check_threads(n_threads, "n_threads", here=_runs_here(scheduler))
     _check_count(points_per_task, "points_per_task")
     out = Path(spec.output_dir)
     merged = Path(output) if output is not None else out / MERGED
@@ -430,7 +434,8 @@ def run_array_task(case: Case | str | os.PathLike | Mapping,
     points_per_task
         Points each task runs.
     n_threads
-        Numba threads (default: as the process has, ``NUMBA_NUM_THREADS``).
+        Numba threads, 1 to ``NUMBA_NUM_THREADS`` (default: ``NUMBA_NUM_THREADS`` if set, else
+        all cores).
 
     Returns
     -------
@@ -461,7 +466,7 @@ def run_array_task(case: Case | str | os.PathLike | Mapping,
     if spec.output_dir is None:
         raise CaseError("output_dir is required: the folder for the point files (-o DIR)")
     _check_count(points_per_task, "points_per_task")
-    _check_count(n_threads, "n_threads")
+    check_threads(n_threads, "n_threads")
     if index is None:
         index = array_index_from_environment()
     n_tasks = -(-plan.n_points // points_per_task)
@@ -474,7 +479,7 @@ def run_array_task(case: Case | str | os.PathLike | Mapping,
                        "variables": spec.variables})
     points = out / POINTS
     records = []
-    with _numba_threads(n_threads):
+    with numba_threads(n_threads):
         for i in range(index * points_per_task, min(plan.n_points, (index + 1) * points_per_task)):
             if _point_path(points, i).is_file():
                 records.append({"index": i, "status": "skipped", "wall_time_s": None,

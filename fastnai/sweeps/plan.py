@@ -80,8 +80,9 @@ def _range(key: schema.Key, name: str, text: str, where: str) -> list:
     parts = [p.strip() for p in text.split(":")]
     if parts[0].lower() == "lognormal":
         if len(parts) != 4:
+            median = f"20 {key.unit}" if key.unit else "20"
             raise CaseError(f"{where}: expected lognormal:MEDIAN:SIGMA:NUM, "
-                            "e.g. 'lognormal:20 nm:0.3:8'")
+                            f"e.g. 'lognormal:{median}:0.3:8'")
         if key.kind == schema.INTEGER:
             raise CaseError(f"{where}: a lognormal distribution needs a real-valued key")
         from scipy.special import ndtri
@@ -98,8 +99,11 @@ def _range(key: schema.Key, name: str, text: str, where: str) -> list:
         values = median * np.exp(sigma * ndtri((np.arange(num) + 0.5) / num))
     else:
         if len(parts) not in (3, 4):
-            raise CaseError(f"{where}: expected START:STOP:NUM or START:STOP:NUM:log, "
-                            "e.g. '1e17 cm^-3:1e19 cm^-3:5:log' or '4.2 eV:4.8 eV:4'")
+            if key.unit:  # the key's own unit, never another key's (a dimensionless key has none)
+                example = f"'1 {key.unit}:2 {key.unit}:5' or '1:2:5' (bare numbers in {key.unit})"
+            else:
+                example = "'1:9:5'" if key.kind == schema.INTEGER else "'0.1:0.9:5' (no unit)"
+            raise CaseError(f"{where}: expected START:STOP:NUM or START:STOP:NUM:log, e.g. {example}")
         start = _range_end(key, parts[0], where, "START")
         stop = _range_end(key, parts[1], where, "STOP")
         num = _count(parts[2], where)

@@ -7,12 +7,15 @@ from scipy import constants
 from ... import protocol_steps as steps
 from ... import schema
 from ...errors import CaseError
+from ...materials import MATERIALS
 from .. import band_bending as bb
 
 K = schema.Key
 Q = schema.QUANTITY
 _CAI = "doi:10.1002/smll.202200694"
 _BAZANT = "10.1021/ar300145c"
+#: One Na per TiO2, F / (3.6 M_TiO2) [mA h g-1]: the materials database computes it (335.585).
+_TIO2_CAPACITY = MATERIALS["anatase-TiO2"]["theoretical_capacity"]
 
 
 GEOMETRIES = ("separated", "co-located", "sphere", "core-shell")
@@ -83,8 +86,9 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       source=f"calibrated (SPEC 3.2: ~1e-3 A m-2, range 1e-4-1e-2); {_BAZANT}"),
     K("interface.transfer_coefficient", schema.NUMBER, 0.5, None, 0.0, 1.0,
       exclusive_minimum=True, doc="Butler-Volmer alpha"),
-    K("electrode.theoretical_capacity", Q, 335.5, "mA h / g", 0.0, 1e5, exclusive_minimum=True,
-      doc="capacity that defines 1C", source=_CAI.removeprefix("doi:")),
+    K("electrode.theoretical_capacity", Q, _TIO2_CAPACITY.value, _TIO2_CAPACITY.unit, 0.0, 1e5,
+      exclusive_minimum=True, doc="capacity that defines 1C (default: one Na per TiO2, as the "
+      "material anatase-TiO2 computes it)", source=f"computed; {_TIO2_CAPACITY.source}"),
     K("electrode.series_resistance", Q, 0.0, "ohm m^2", 0.0, 1e6,
       doc="area-specific resistance of electrolyte, contacts and SEI, applied as V_cell = V + "
           "j R in galvanostatic steps (name it calibrated in a case that fits it)"),
