@@ -321,6 +321,8 @@ def test_validate_prints_the_table_and_writes_csv_and_netcdf(tmp_path, capsys):
     for path in results:
         assert path.stem.startswith(read_dataset(path).attrs["model"] + "_")
     assert "apparent-D ratio" in out and "b-value" in out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert "-0.000" not in out  # percentages compare in percentage points, not as ratios
 
 
 def test_validate_rejects_an_unknown_model(tmp_path, capsys):

@@ -67,5 +67,37 @@ def test_default_deposition_rows_run_and_hold_their_closed_forms():
         assert one.fastnai > plateau
         # the symmetric cell adds the counter electrode and the separator to the same current
         assert both.fastnai > one.fastnai
-        assert one.paper == both.paper == spike_paper
+        # like with like: the paper's spike is a symmetric-cell value
+        assert both.paper == spike_paper and one.paper is None
         assert ds.roughness[-1] > 0 and ds.active_site_density[-1] > 0
+
+
+@pytest.mark.parametrize(("unit", "paper", "value", "expect"), [
+    ("mV", 68.0, 223.3, "3.28×"),          # two positive magnitudes: their ratio
+    ("Pa", -2.0e8, -1.0e8, "0.5×"),        # two negative magnitudes: still a ratio
+    ("%", -35.0, 5.26, "+40.3 pp"),        # percentages: the difference in points
+    ("%", -35.0, -0.0004, "+35.0 pp"),
+    ("eV", 0.24, -0.1, "—"),               # opposite signs: nothing compares
+    ("um", None, 0.24, "—"),               # no paper number
+    ("1", 0.0, 0.3, "—"),
+])
+def test_the_comparison_column_means_something_for_every_kind(unit, paper, value, expect):
+    row = validation.Row("s", "q", unit, paper, value, "computed")
+    assert row.comparison == expect
+    assert (row.ratio is None) == (not expect.endswith("×"))
+
+
+def test_the_terminal_table_fits_120_columns_and_the_file_keeps_whole_notes():
+    long = "a note that runs on " * 20
+    rows = [validation.Row("a system whose name is long, 0.5 mA cm-2 to 1 mA h cm-2, "
+                           "and then some more words", "a quantity whose name is longer than "
+                           "its column and wraps onto a second line", "kJ mol-1", 1.46e20,
+                           -3.2e-7, "calibrated (semiconductor.donor_level, acceptor_density)",
+                           long),
+            validation.Row("b", "q", "%", -35.0, 5.26, "computed")]
+    short = validation.format_table(rows)
+    full = validation.format_table(rows, full_notes=True)
+    for text in (short, full):
+        assert max(len(line) for line in text.splitlines()) <= validation.TABLE_WIDTH
+        assert "+40.3 pp" in text and "acceptor_density)" in text
+    assert "…" in short and " ".join(full.split()).count("a note that runs on") == 20
