@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--full", action="store_true", help="add the long cases")
     val.add_argument("-o", "--output-dir", default="results/validation",
                      help="folder for the result files and the table (default: %(default)s)")
+    val.add_argument("--resume", action="store_true",
+                     help="reuse the groups (models) a previous run in the same folder finished, "
+                          "when fastnai and their case files are unchanged")
     val.add_argument("--threads", type=int, metavar="N",
                      help=f"Numba threads, at most the default ({THREADS_DEFAULT})")
     val.add_argument("--models", metavar="M1,M2",
@@ -126,15 +129,32 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_validate(args) -> int:
+    import time
+
     from .resources import numba_threads
-    from .validation import run_validation
+    from .validation import format_row, run_validation, table_header
 
     models = None
     if args.models:
         models = [m.strip() for m in args.models.split(",") if m.strip()]
+    _log_to_stderr(False)
+    shown = {"system": None, "rows": 0}
+
+    def show(row) -> None:  # each row as soon as it is computed (stdout, flushed)
+        lines = table_header() if shown["system"] is None else []
+        if row.system != shown["system"]:
+            lines += ["", row.system]
+            shown["system"] = row.system
+        lines += format_row(row)
+        shown["rows"] += 1
+        print("\n".join(lines), flush=True)
+
+    start = time.perf_counter()
     with numba_threads(args.threads):
-        table = run_validation(full=args.full, output_dir=Path(args.output_dir), models=models)
-    print(table)
+        run_validation(full=args.full, output_dir=Path(args.output_dir), models=models,
+                       resume=args.resume, on_row=show)
+    print(f"\nvalidate: {shown['rows']} rows in {time.perf_counter() - start:.0f} s; whole notes "
+          f"in {Path(args.output_dir) / 'validation.txt'} and validation.csv")
     return 0
 
 

@@ -8,12 +8,17 @@ shown as they are, with the reason in the note; nothing is tuned to them.
 
 from __future__ import annotations
 
+import contextvars
 import csv
+import hashlib
 import io
+import json
+import logging
 import math
 import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -33,6 +38,15 @@ CAI = "doi:10.1002/smll.202200694"
 WANG = "doi:10.1002/advs.202201209"
 XIA = "doi:10.1039/d2nh00152g"
 
+log = logging.getLogger("fastnai")
+
+# While a group of rows is computed (run_validation): where each new row goes at once, and the
+# names of the case files the group read (its digest).
+_ROW_SINK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("row_sink",
+                                                                          default=None)
+_CASES_READ: contextvars.ContextVar[set | None] = contextvars.ContextVar("cases_read",
+                                                                        default=None)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -45,6 +59,11 @@ class Row:
     fastnai: float
     basis: str
     note: str = ""
+
+    def __post_init__(self):
+        sink = _ROW_SINK.get()  # a row is shown the moment it exists
+        if sink is not None:
+            sink(self)
 
     @property
     def ratio(self) -> float | None:
@@ -83,6 +102,9 @@ def cases_dir() -> Path:
 
 
 def _case(name: str, overrides=None):
+    read = _CASES_READ.get()
+    if read is not None:
+        read.add(name)
     return load_case(cases_dir() / f"{name}.toml", overrides)
 
 
@@ -763,11 +785,77 @@ def format_table(rows: list[Row], *, full_notes: bool = False) -> str:
 VALIDATION_MODELS = ("band_bending", "drift_diffusion", "film_stress", "deposition")
 
 
+GROUP_FORMAT = "fastnai.validation-group/1"
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_digest() -> str:
+    """SHA-256 over fastnai's own Python sources: an edited install never reuses old rows."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _group_key(full: bool, cases: Sequence[str]) -> dict:
+    from ._version import version
+
+    return {"version": version, "source": source_digest(), "full": full,
+            "cases": {name: _file_digest(cases_dir() / f"{name}.toml") for name in sorted(cases)}}
+
+
+def _load_group(path: Path, full: bool) -> list[Row] | None:
+    """The rows of a finished group when its record matches this install and its case files
+    as they are now; None otherwise (missing, another format, anything changed)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("format") != GROUP_FORMAT:
+            return None
+        if record["key"] != _group_key(full, list(record["key"]["cases"])):
+            return None
+        return [Row(**r) for r in record["rows"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_group(output_dir: Path, model: str, full: bool, cases: set, rows: list[Row],
+                 datasets: dict) -> None:
+    for name, ds in datasets.items():
+        write_dataset(ds, output_dir / f"{name}.nc")
+    record = {"format": GROUP_FORMAT, "model": model, "key": _group_key(full, sorted(cases)),
+              "rows": [asdict(r) for r in rows], "datasets": sorted(datasets)}
+    atomic_write_text(output_dir / f"{model}.group.json", json.dumps(record, indent=1) + "\n")
+
+
+def _write_tables(output_dir: Path, rows: list[Row]) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["system", "quantity", "unit", "paper", "fastnai", "comparison", "ratio",
+                     "basis", "note"])
+    for r in rows:
+        writer.writerow([r.system, r.quantity, r.unit, r.paper, r.fastnai, r.comparison, r.ratio,
+                         r.basis, r.note])
+    atomic_write_text(output_dir / "validation.csv", text.getvalue())
+    atomic_write_text(output_dir / "validation.txt", format_table(rows, full_notes=True) + "\n")
+
+
 def run_validation(*, full: bool = False, output_dir: Path | None = None,
-                   models: Sequence[str] | None = None) -> str:
+                   models: Sequence[str] | None = None, resume: bool = False,
+                   on_row: Callable[[Row], None] | None = None) -> str:
     """Run the validation cases; write results and the table to ``output_dir``.
 
-    ``models`` picks a subset of :data:`VALIDATION_MODELS` (default: all of them).
+    ``models`` picks a subset of :data:`VALIDATION_MODELS` (default: all of them). Each model is
+    a group: ``on_row`` receives every row the moment it is computed; when a group finishes its
+    datasets and a record of its rows (``MODEL.group.json``) are written, so a killed run keeps
+    the groups it finished. With ``resume``, a group whose record matches this install (version
+    and a digest of fastnai's sources) and the current contents of the case files it read is
+    not computed again: its rows are read back (and passed to ``on_row``). Progress: a log
+    line per group (the ``fastnai`` logger). Returns the terminal table.
     """
     chosen = VALIDATION_MODELS if models is None else tuple(models)
     unknown = sorted(set(chosen) - set(VALIDATION_MODELS))
@@ -776,25 +864,40 @@ def run_validation(*, full: bool = False, output_dir: Path | None = None,
                         f"{', '.join(VALIDATION_MODELS)}")
     builders = {"band_bending": band_bending_rows, "drift_diffusion": drift_diffusion_rows,
                 "film_stress": film_stress_rows, "deposition": deposition_rows}
-    datasets: dict = {}
-    rows: list[Row] = []
-    for model in VALIDATION_MODELS:
-        if model in chosen:
-            rows += builders[model](full=full, datasets=datasets)
-    table = format_table(rows)
     if output_dir is not None:
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
-        for name, ds in datasets.items():
-            write_dataset(ds, output_dir / f"{name}.nc")
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(["system", "quantity", "unit", "paper", "fastnai", "comparison",
-                         "ratio", "basis", "note"])
-        for r in rows:
-            writer.writerow([r.system, r.quantity, r.unit, r.paper, r.fastnai, r.comparison,
-                             r.ratio, r.basis, r.note])
-        atomic_write_text(output_dir / "validation.csv", text.getvalue())
-        atomic_write_text(output_dir / "validation.txt",
-                          format_table(rows, full_notes=True) + "\n")
-    return table
+    emit = on_row or (lambda row: None)
+    rows: list[Row] = []
+    start = time.perf_counter()
+    for model in (m for m in VALIDATION_MODELS if m in chosen):
+        done = (_load_group(output_dir / f"{model}.group.json", full)
+                if resume and output_dir is not None else None)
+        if done is not None:
+            for r in done:
+                emit(r)
+            rows += done
+            log.info("validate: %s: %d rows from the previous run (unchanged)", model, len(done))
+            continue
+        log.info("validate: %s: computing (%.0f s so far)", model, time.perf_counter() - start)
+        t0 = time.perf_counter()
+        datasets: dict = {}
+        cases: set = set()
+        shown: list[Row] = []
+        sink_token = _ROW_SINK.set(lambda row, shown=shown: (shown.append(row), emit(row)))
+        cases_token = _CASES_READ.set(cases)
+        try:
+            group = builders[model](full=full, datasets=datasets)
+        finally:
+            _ROW_SINK.reset(sink_token)
+            _CASES_READ.reset(cases_token)
+        for r in group:  # rows a builder made before the sink was set would be missed
+            if not any(r is seen for seen in shown):
+                emit(r)
+        rows += group
+        if output_dir is not None:
+            _write_group(output_dir, model, full, cases, group, datasets)
+        log.info("validate: %s: %d rows in %.0f s", model, len(group), time.perf_counter() - t0)
+    if output_dir is not None:
+        _write_tables(output_dir, rows)
+    return format_table(rows)

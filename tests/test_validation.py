@@ -101,3 +101,63 @@ def test_the_terminal_table_fits_120_columns_and_the_file_keeps_whole_notes():
         assert max(len(line) for line in text.splitlines()) <= validation.TABLE_WIDTH
         assert "+40.3 pp" in text and "acceptor_density)" in text
     assert "…" in short and " ".join(full.split()).count("a note that runs on") == 20
+
+
+def _fake_builder(name, system, calls):
+    """A row builder that reads one case file (its digest) and makes two rows."""
+    def build(*, full, datasets):
+        calls.append(name)
+        validation._case(name)
+        return [validation.Row(system, "q1", "mV", 68.0, 100.0, "computed", "a note"),
+                validation.Row(system, "q2", "%", -35.0, 5.0, "computed")]
+    return build
+
+
+def test_validate_streams_rows_keeps_finished_groups_and_resumes_them(tmp_path, monkeypatch):
+    """Rows reach on_row as they are made; a run killed in its second group has written the
+    first group's record; --resume reuses it (not recomputed) and gives the table of an
+    uninterrupted run; an edited case file or an edited fastnai makes it recompute."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    for name in ("band_bending_ticn_tio2", "film_stress_bisb_graded"):
+        (cases / f"{name}.toml").write_text((validation.cases_dir() / f"{name}.toml").read_text())
+    monkeypatch.setattr(validation, "cases_dir", lambda: cases)
+    calls = []
+    first = _fake_builder("band_bending_ticn_tio2", "A", calls)
+    second = _fake_builder("film_stress_bisb_graded", "B", calls)
+    monkeypatch.setattr(validation, "band_bending_rows", first)
+    models = ["band_bending", "film_stress"]
+    monkeypatch.setattr(validation, "film_stress_rows", second)
+    clean = validation.run_validation(output_dir=tmp_path / "clean", models=models)
+
+    def killed(*, full, datasets):
+        raise KeyboardInterrupt  # the run is killed while the second group computes
+
+    monkeypatch.setattr(validation, "film_stress_rows", killed)
+    out = tmp_path / "run"
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        validation.run_validation(output_dir=out, models=models, on_row=seen.append)
+    assert [r.quantity for r in seen] == ["q1", "q2"]  # shown before the kill
+    assert (out / "band_bending.group.json").is_file()
+    assert not (out / "film_stress.group.json").exists()
+
+    calls.clear()
+    monkeypatch.setattr(validation, "film_stress_rows", second)
+    seen.clear()
+    table = validation.run_validation(output_dir=out, models=models, resume=True,
+                                      on_row=seen.append)
+    assert calls == ["film_stress_bisb_graded"]  # the finished group was not computed again
+    assert table == clean and len(seen) == 4
+    assert (out / "validation.txt").read_text() == (tmp_path / "clean" / "validation.txt").read_text()
+
+    calls.clear()
+    case = cases / "band_bending_ticn_tio2.toml"
+    case.write_text(case.read_text() + "\n# edited\n")
+    validation.run_validation(output_dir=out, models=models, resume=True)
+    assert calls == ["band_bending_ticn_tio2"]  # its case file changed; film_stress did not
+
+    calls.clear()
+    monkeypatch.setattr(validation, "source_digest", lambda: "another fastnai")
+    validation.run_validation(output_dir=out, models=models, resume=True)
+    assert calls == ["band_bending_ticn_tio2", "film_stress_bisb_graded"]
