@@ -225,6 +225,17 @@ def _children(big, small, c):
 
 
 @njit(**JIT_INLINE)
+def _block_sum(a, of, nz, nx, jl, jh, kl, kh, il, ih):
+    """Sum of ``a`` over the fine cells ``[jl, jh) x [kl, kh) x [il, ih)`` of the level at ``of``."""
+    s = 0.0
+    for j in range(jl, jh):
+        for k in range(kl, kh):
+            for i in range(il, ih):
+                s += a[of + (j * nz + k) * nx + i]
+    return s
+
+
+@njit(**JIT_INLINE)
 def _transfer_row(src, dst, aux, of, oc, fine, coarse, jc, scale, restrict):
     """Coarse layer ``jc``: restrict (``dst_C = sum src``, ``aux_C = 0``) or prolong and add
     (``dst_c += scale src_C``)."""
@@ -237,12 +248,7 @@ def _transfer_row(src, dst, aux, of, oc, fine, coarse, jc, scale, restrict):
             il, ih = _children(nx, mx, ic)
             cc = oc + (jc * mz + kc) * mx + ic
             if restrict:
-                s = 0.0
-                for j in range(jl, jh):
-                    for k in range(kl, kh):
-                        for i in range(il, ih):
-                            s += src[of + (j * nz + k) * nx + i]
-                dst[cc] = s
+                dst[cc] = _block_sum(src, of, nz, nx, jl, jh, kl, kh, il, ih)
                 aux[cc] = 0.0
             else:
                 v = scale * src[cc]
@@ -278,11 +284,7 @@ def _galerkin_row(kx, ky, kz, d, of, oc, fine, coarse, jc):
         for ic in range(mx):
             il, ih = _children(nx, mx, ic)
             cc = oc + (jc * mz + kc) * mx + ic
-            sd = 0.0
-            for j in range(jl, jh):
-                for k in range(kl, kh):
-                    for i in range(il, ih):
-                        sd += d[of + (j * nz + k) * nx + i]
+            sd = _block_sum(d, of, nz, nx, jl, jh, kl, kh, il, ih)
             sx = 0.0  # fine faces from the last x of this aggregate to the next one
             if mx > 1:
                 for j in range(jl, jh):
