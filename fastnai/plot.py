@@ -208,39 +208,63 @@ def cross_section_figure(ds: xr.Dataset, path: str | Path) -> Path:
 
 def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
     """Morphology snapshots (phase field, the paper's Fig. 3/4 in simulation) above the
-    voltage transient in both conventions (symmetric cell and per electrode) with its spike."""
+    voltage transient in both conventions (symmetric cell and per electrode) with its spike.
+
+    Snapshots share the y axis and one colour bar (the Na fraction ξ); a box less than
+    8 cells tall (e.g. the micro-polarisation case) draws no snapshots, which would be slivers.
+    The largest |U| is labelled a nucleation spike only when it falls in a first, plating step.
+    """
     import matplotlib.pyplot as plt
 
     n = ds.sizes["t_snapshot"]
-    shown = sorted({0, n // 3, (2 * n) // 3, n - 1})
-    fig = plt.figure(figsize=(3.0 * len(shown), 6.0))
-    grid = fig.add_gridspec(2, len(shown), height_ratios=[1.0, 0.8])
+    snapshots = ds.sizes["y"] >= 8
+    shown = sorted({0, n // 3, (2 * n) // 3, n - 1}) if snapshots else []
+    fig = plt.figure(figsize=(3.0 * max(len(shown), 3) + 0.8, 6.0 if shown else 3.2))
+    grid = fig.add_gridspec(2 if shown else 1, max(len(shown), 1) + (1 if shown else 0),
+                            height_ratios=[1.0, 0.8] if shown else [1.0],
+                            width_ratios=[1.0] * len(shown) + [0.06] if shown else None)
     x = ds.x.values * 1e6
     y = ds.y.values * 1e6
+    first = None
     for col, k in enumerate(shown):
-        ax = fig.add_subplot(grid[0, col])
-        ax.pcolormesh(x, y, ds.phase.values[k], cmap="Greys", vmin=0.0, vmax=1.0,
-                      shading="auto", rasterized=True)
+        ax = fig.add_subplot(grid[0, col], sharey=first)
+        first = first or ax
+        mesh = ax.pcolormesh(x, y, ds.phase.values[k], cmap="Greys", vmin=0.0, vmax=1.0,
+                             shading="auto", rasterized=True)
         active = ds.active_sites.values[k] > 0.5
         ax.plot(x[active], np.zeros(active.sum()), "|", color="tab:red", ms=6)
         ax.set_aspect("equal")
         q = float(ds.deposited_charge.interp(t=float(ds.t_snapshot[k]))) / 3.6e4
         ax.set_title(f"t = {float(ds.t_snapshot[k]):.0f} s, {q:.2f} mA h cm$^{{-2}}$", fontsize=8)
-        ax.set_xlabel("x (um)")
+        ax.set_xlabel("x (µm)")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         if col == 0:
-            ax.set_ylabel("y (um)")
-    ax = fig.add_subplot(grid[1, :])
+            ax.set_ylabel("y (µm)")
+        else:
+            ax.tick_params(labelleft=False)
+    if shown:
+        bar = fig.colorbar(mesh, cax=fig.add_subplot(grid[0, -1]))
+        bar.set_label("Na fraction ξ (1)", fontsize=8)
+    ax = fig.add_subplot(grid[-1, :])
     t = ds.t.values
     ax.plot(t, ds.voltage.values * 1e3, label="symmetric cell")
     ax.plot(t, ds.overpotential.values * 1e3, label="per electrode")
     k = int(np.argmax(np.abs(ds.voltage.values)))
-    ax.annotate(f"spike {abs(float(ds.voltage[k])) * 1e3:.0f} mV", (t[k], float(ds.voltage[k]) * 1e3),
-                textcoords="offset points", xytext=(20, -10), fontsize=8,
-                arrowprops={"arrowstyle": "->"})
-    ax.set_xscale("symlog", linthresh=max(1e-3, float(t[1]) if t.size > 1 else 1e-3))
-    ax.set_xlabel("t (s)")
+    plating_first = "protocol_step" in ds and int(ds.protocol_step.values[k]) == 0 \
+        and float(ds.current_density.values[k]) < 0.0
+    label = "nucleation spike" if plating_first else "largest |U|"
+    v_k = float(ds.voltage[k]) * 1e3
+    linear = max(1e-3, float(t[1]) if t.size > 1 else 1e-3)
+    ax.set_xscale("symlog", linthresh=linear)
+    ax.set_xlim(0.0, float(t[-1]))
+    lo, hi = ax.get_ylim()  # room beyond the extreme for the label, off the curves
+    ax.set_ylim((lo - 0.3 * (hi - lo), hi) if v_k < 0 else (lo, hi + 0.3 * (hi - lo)))
+    ax.annotate(f"{label} {abs(v_k):.0f} mV", (t[k], v_k), xycoords="data",
+                xytext=(0.3, 0.07 if v_k < 0 else 0.93), textcoords="axes fraction", fontsize=8,
+                va="center", arrowprops={"arrowstyle": "->", "color": "0.3"})
+    ax.set_xlabel(f"t (s; linear below {linear:.3g} s)")
     ax.set_ylabel("voltage (mV)")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper right" if v_k < 0 else "lower right")
     return _save(fig, path)
 
 

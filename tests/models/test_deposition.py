@@ -441,3 +441,39 @@ def test_a_stalled_electrolyte_solve_is_a_convergence_error(monkeypatch):
         fastnai.run(make_case(plate()), progress=False)
     assert err.value.exit_status == 3
     assert "history" in str(err.value)
+
+
+@pytest.mark.parametrize("ny", [40, 4])
+def test_deposition_figure_labels_every_axis_with_its_unit(tmp_path, ny):
+    """Snapshots share y and one colour bar for xi; a thin box (4 cells) draws the transient
+    alone; every labelled axis carries its unit; the spike label says what it is."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fastnai.plot import deposition_figure
+
+    ds = fastnai.run(make_case(plate(), **{"mesh.ny": ny}), progress=False)
+    shown = []
+    real_save = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        shown.append(fig)
+        return real_save(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plt.Figure, "savefig", keep)
+        path = deposition_figure(ds, tmp_path / "dep.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    axes = shown[0].axes
+    labels = [a.get_xlabel() for a in axes] + [a.get_ylabel() for a in axes]
+    assert all("(" in text and ")" in text for text in labels if text)
+    assert not any("um" in text for text in labels)
+    texts = [t.get_text() for a in axes for t in a.texts]
+    assert any(t.startswith("nucleation spike") for t in texts)
+    if ny >= 8:
+        assert any("ξ" in a.get_ylabel() for a in axes)  # the colour bar
+        assert len(axes) == 4 + 1 + 1
+    else:
+        assert len(axes) == 1
