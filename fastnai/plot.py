@@ -147,16 +147,18 @@ def film_stress_figure(ds: xr.Dataset, path: str | Path) -> Path:
                   color=cmap(j / max(1, picks.size - 1)), label=label)
     ax_s.set_xlabel(r"$\sigma_{xx}$ (GPa)")
     ax_s.set_ylabel("height above Cu, reference (nm)")
-    ax_s.legend(frameon=False, fontsize=7)
+    ax_s.legend(frameon=False, fontsize=7, loc="best")
     ax_s.set_title(f"{ds.attrs.get('kinematics')} eigenstrain, plasticity "
                    f"{'on' if ds.attrs.get('plasticity') else 'off'}", fontsize=9)
     ax_x.plot(ds.x_Bi.values, z_nm, color="k")
-    ax_x.set_xlabel("$x_{Bi}$")
+    ax_x.set_xlabel("$x_{Bi}$ (1)")
     ax_x.set_xlim(0, 1)
-    axis = ds.t.values if transient else np.arange(n)
-    ax_t.plot(axis, ds.interface_stress.values * 1e-9, label="interface stress")
-    ax_t.plot(axis, ds.peak_film_stress.values * 1e-9, label="peak film stress")
-    ax_t.set_xlabel("time (s)" if transient else "state (protocol order)")
+    axis = ds.t.values if transient else theta  # a quasi-static sweep: its state of charge
+    ax_t.plot(axis, ds.peak_film_stress.values * 1e-9, lw=2.5, alpha=0.6,
+              label="peak film stress")
+    ax_t.plot(axis, ds.interface_stress.values * 1e-9, "--", color="k", lw=1.0,
+              label="interface stress")  # drawn over the peak: they coincide when it is there
+    ax_t.set_xlabel("time (s)" if transient else "state of charge, mean θ (1)")
     ax_t.set_ylabel("stress (GPa)")
     twin = ax_t.twinx()
     if transient:
@@ -165,7 +167,7 @@ def film_stress_figure(ds: xr.Dataset, path: str | Path) -> Path:
     else:
         twin.plot(axis, ds.energy_release_rate.values, ":", color="tab:red", label="G (max)")
         twin.set_ylabel("energy release rate (J m$^{-2}$)")
-    ax_t.legend(frameon=False, fontsize=7, loc="upper left")
+    ax_t.legend(frameon=False, fontsize=7, loc="best")
     twin.legend(frameon=False, fontsize=7, loc="lower right")
     for ax in (ax_s, ax_x, ax_t):
         ax.grid(alpha=0.3)
@@ -188,13 +190,21 @@ def cross_section_figure(ds: xr.Dataset, path: str | Path) -> Path:
     near = (z > top - 2.5 * span) & (x < edge_x + 2.0 * span)
     fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.0), gridspec_kw={"width_ratios": [4, 4, 2]})
     for ax, name, label, scale in ((axes[0], "von_mises_map", "von Mises (GPa)", 1e-9),
-                                   (axes[1], "plastic_strain_map", "equivalent plastic strain", 1)):
-        m = ax.tricontourf(x[near], z[near], ds[name].values[near] * scale, levels=24,
-                           cmap="viridis")
-        fig.colorbar(m, ax=ax, label=label)
+                                   (axes[1], "plastic_strain_map", "equivalent plastic strain (1)",
+                                    1)):
+        values = ds[name].values[near] * scale
+        # the free corner is singular: a colour range up to its peak would hide the film, so
+        # the range ends at the 98th percentile of the cells drawn (extend="max" marks more)
+        top_value = float(np.percentile(values, 98.0))
+        levels = np.linspace(min(float(values.min()), top_value), top_value, 25)
+        if levels[-1] <= levels[0]:
+            levels = 24
+        m = ax.tricontourf(x[near], z[near], values, levels=levels, cmap="viridis",
+                           extend="max" if np.ndim(levels) else "neither")
+        fig.colorbar(m, ax=ax, label=f"{label}, clipped at 98 %")
         ax.plot(float(ds.edge_zone_x[-1]) * 1e6, float(ds.edge_zone_z[-1]) * 1e6, "r+", ms=10)
-        ax.set_xlabel("x from the symmetry plane (um)")
-        ax.set_ylabel("z (um)")
+        ax.set_xlabel("x from the symmetry plane (µm)")
+        ax.set_ylabel("z (µm)")
         ax.set_aspect("equal", adjustable="box")
     axes[0].set_title(f"soc {float(ds.mean_theta[-1]):.2f}; + edge-zone stress point", fontsize=9)
     for k in np.unique(np.linspace(0, ds.soc.size - 1, 5).astype(int)):
