@@ -78,7 +78,7 @@ def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     has_profiles = "theta" in ds
-    fig, axes = plt.subplots(1 + has_profiles * 3, 1, figsize=(6.4, 3.0 + 6.0 * has_profiles))
+    fig, axes = plt.subplots(1 + has_profiles * 3, 1, figsize=(8.4, 3.2 + 7.5 * has_profiles))
     axes = np.atleast_1d(axes)
     ax = axes[0]
     if "scan_rate" in ds.dims:
@@ -88,7 +88,8 @@ def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
                     color=cmap(k / max(1, ds.scan_rate.size - 1)), label=f"{rate * 1e3:g} mV/s")
         ax.set_xlabel("voltage vs Na$^+$/Na (V)")
         ax.set_ylabel("j / v (A m$^{-2}$ / (V s$^{-1}$))")
-        ax.legend(frameon=False, fontsize=7)
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="scan rate", title_fontsize=7)  # off the curves
         ax.set_title("CV family (anodic positive); j/v collapses in the thin-layer regime",
                      fontsize=9)
     else:
@@ -105,18 +106,22 @@ def electrode_figure(ds: xr.Dataset, path: str | Path) -> Path:
         cmap = plt.get_cmap("plasma")
         for j, k in enumerate(picks):
             color = cmap(j / max(1, picks.size - 1))
-            label = f"t = {times[k]:.3g} s"
+            volts = float(np.interp(times[k], ds.t.values, ds.voltage.values))
+            label = f"t = {times[k]:.3g} s, V = {volts:.2f} V"
             axes[1].semilogy(depth_nm[order], np.maximum(ds.theta[k].values[order], 1e-30),
                              color=color, label=label)
             axes[2].plot(depth_nm[order], ds.potential[k].values[order], color=color)
             axes[3].plot(depth_nm[order], ds.electric_field[k].values[order] * 1e-9, color=color)
-        axes[1].set_ylabel(r"$\theta$")
-        axes[1].legend(frameon=False, fontsize=7)
-        axes[2].set_ylabel("potential (V)")
-        axes[3].set_ylabel("field (V nm$^{-1}$)")
-        axes[3].set_xlabel("distance from the contact (nm)")
+        axes[1].set_ylabel(r"Na site fraction $\theta$ (1)")
+        axes[1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       title="profile at" + (" (all scan rates in sequence)"
+                                             if "scan_rate" in ds.dims else ""),
+                       title_fontsize=7)
+        axes[2].set_ylabel(r"potential $\psi$ (V; $E_C = -q\psi$)")
+        axes[3].set_ylabel("electric field (V nm$^{-1}$)")
         for a in axes[1:]:
             a.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+            a.set_xlabel("distance from the contact (nm; linear below 1 nm)")
             a.grid(alpha=0.3)
     return _save(fig, path)
 
