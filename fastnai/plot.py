@@ -26,11 +26,15 @@ def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
     raise FastnaiError(f"no plot is defined for model {model!r}")
 
 
+NEUTRALITY_WARNING = 0.01  # |bulk_neutrality| above which a band diagram says it has no bulk
+
+
 def band_diagram(ds: xr.Dataset, path: str | Path) -> Path:
     """Band diagram: E_C, E_V, E_F (top) and n (bottom) versus distance from the interface.
 
     Distance in nm from the contact, linear below 0.1 nm and logarithmic above; density axis
-    logarithmic.
+    logarithmic. A domain whose far end is not neutral (``|bulk_neutrality|`` above
+    :data:`NEUTRALITY_WARNING`: a small dot or particle that is all space charge) says so.
     """
     import matplotlib
 
@@ -55,10 +59,16 @@ def band_diagram(ds: xr.Dataset, path: str | Path) -> Path:
     if np.any(p > 1e-10):
         ax_n.semilogy(depth_nm, np.maximum(p, 1e-30), label="$p$", color="tab:red")
     ax_n.set_ylabel("density (cm$^{-3}$)")
-    ax_n.set_xlabel("distance from the interface (nm)")
+    ax_n.set_xlabel("distance from the interface (nm; linear below 0.1 nm; shared)")
     n = ds["n"].values * 1e-6
     ax_n.set_ylim(max(n.min() * 0.3, n.max() * 1e-12), n.max() * 3)
     ax_n.legend(loc="best", frameon=False)
+    imbalance = float(ds["bulk_neutrality"]) if "bulk_neutrality" in ds else 0.0
+    if abs(imbalance) > NEUTRALITY_WARNING:  # the far end is still space charge: no bulk
+        ax_e.text(0.02, 0.5, f"not neutral at the far end (space charge {imbalance:.2g} of the "
+                  "fixed charge):\nthe domain never reaches a bulk; band bending is to the "
+                  "boundary", transform=ax_e.transAxes, ha="left", va="center", fontsize=7,
+                  color="tab:red")
     for ax in (ax_e, ax_n):
         # linear over the first 0.1 nm, logarithmic beyond: the layer and the bulk both show
         ax.set_xscale("symlog", linthresh=0.1, linscale=0.5)

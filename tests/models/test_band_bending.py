@@ -225,3 +225,26 @@ def test_result_is_identical_for_one_and_two_threads():
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize(("name", "warns"), [("band_bending_ticn_tio2", False),
+                                             ("band_bending_ticn_tio2_dot", True)])
+def test_band_diagram_warns_when_the_domain_has_no_neutral_bulk(tmp_path, monkeypatch, name,
+                                                                 warns):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fastnai.plot import band_diagram
+    from fastnai.validation import cases_dir
+
+    ds = fastnai.run(cases_dir() / f"{name}.toml")
+    figures = []
+    real_save = plt.Figure.savefig
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, *a, **k: (figures.append(fig), real_save(fig, *a, **k))[1])
+    band_diagram(ds, tmp_path / "bands.png")
+    texts = [t.get_text() for ax in figures[0].axes for t in ax.texts]
+    assert any("not neutral at the far end" in t for t in texts) == warns
+    assert all("(" in ax.get_ylabel() for ax in figures[0].axes)
