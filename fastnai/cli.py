@@ -18,6 +18,8 @@ from pathlib import Path
 from .errors import CaseError, FastnaiError
 from .resources import THREADS_DEFAULT
 
+FIGURE_FORMATS = (".png", ".pdf", ".svg", ".eps")
+
 EXIT_STATUSES = """exit statuses:
   0  success
   1  other errors (a write failed, e.g. disk full)
@@ -71,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="plot a result file (band diagram for band_bending)")
     plot.add_argument("result", help="netCDF result of `fastnai run`")
-    plot.add_argument("-o", "--output", help="figure file (default: RESULT stem + .png)")
+    plot.add_argument("-o", "--output",
+                      help="figure file, .png or vector .pdf/.svg/.eps (default: RESULT stem + .png)")
 
     sub.add_parser("materials", help="list the material database with sources")
 
@@ -167,6 +170,9 @@ def _cmd_plot(args) -> int:
         raise CaseError(f"result file {str(path)!r} does not exist")
     ds = read_dataset(path)
     out = Path(args.output) if args.output else path.with_suffix(".png")
+    if out.suffix.lower() not in FIGURE_FORMATS:
+        raise CaseError(f"figure {str(out)!r}: expected one of {', '.join(FIGURE_FORMATS)} "
+                        "(PNG, or vector PDF / SVG / EPS)")
     plot_result(ds, out)
     print(f"wrote {out}")
     return 0

@@ -330,6 +330,19 @@ def test_validate_rejects_an_unknown_model(tmp_path, capsys):
     assert_clean_failure(capsys, status, "dendrites", "unknown model")
 
 
+@pytest.mark.parametrize(("suffix", "magic"), [(".pdf", b"%PDF"), (".svg", b"<?xml")])
+def test_plot_writes_vector_figures(result_file, tmp_path, suffix, magic):
+    figure = tmp_path / f"figure{suffix}"
+    assert main(["plot", str(result_file), "-o", str(figure)]) == 0
+    assert figure.read_bytes().startswith(magic)
+
+
+def test_plot_refuses_an_unknown_figure_format_before_work(result_file, tmp_path, capsys):
+    status = main(["plot", str(result_file), "-o", str(tmp_path / "figure.docx")])
+    assert_clean_failure(capsys, status, "figure.docx", ".pdf")
+    assert not (tmp_path / "figure.docx").exists()
+
+
 def test_plot_writes_a_png(result_file, tmp_path, capsys):
     figure = tmp_path / "figure.png"
     assert main(["plot", str(result_file), "-o", str(figure)]) == 0
