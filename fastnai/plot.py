@@ -235,14 +235,15 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
     """Morphology snapshots (phase field, the paper's Fig. 3/4 in simulation) above the
     voltage transient in both conventions (symmetric cell and per electrode) with its spike.
 
-    Snapshots share the y axis and one colour bar (the Na fraction ξ); a box less than
-    8 cells tall (e.g. the micro-polarisation case) draws no snapshots, which would be slivers.
-    The largest |U| is labelled a nucleation spike only when it falls in a first, plating step.
+    Snapshots share the y axis and one colour bar (the Na fraction ξ); a box less than 8 cells
+    wide or tall (e.g. the 4-cell micro-polarisation column) draws no snapshots, which would be
+    slivers. The largest |U| is labelled a nucleation spike only when it falls in a first,
+    plating step and stands clear of that step's plateau (by 2 mV and 5 %).
     """
     import matplotlib.pyplot as plt
 
     n = ds.sizes["t_snapshot"]
-    snapshots = ds.sizes["y"] >= 8
+    snapshots = ds.sizes["y"] >= 8 and ds.sizes["x"] >= 8
     shown = sorted({0, n // 3, (2 * n) // 3, n - 1}) if snapshots else []
     fig = plt.figure(figsize=(3.0 * max(len(shown), 3) + 0.8, 6.0 if shown else 3.2))
     grid = fig.add_gridspec(2 if shown else 1, max(len(shown), 1) + (1 if shown else 0),
@@ -260,7 +261,7 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
         ax.plot(x[active], np.zeros(active.sum()), "|", color="tab:red", ms=6)
         ax.set_aspect("equal")
         q = float(ds.deposited_charge.interp(t=float(ds.t_snapshot[k]))) / 3.6e4
-        ax.set_title(f"t = {float(ds.t_snapshot[k]):.0f} s, {q:.2f} mA h cm$^{{-2}}$", fontsize=8)
+        ax.set_title(f"t = {float(ds.t_snapshot[k]):.0f} s, {q:.3g} mA h cm$^{{-2}}$", fontsize=8)
         ax.set_xlabel("x (µm)")
         ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         if col == 0:
@@ -275,9 +276,7 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
     ax.plot(t, ds.voltage.values * 1e3, label="symmetric cell")
     ax.plot(t, ds.overpotential.values * 1e3, label="per electrode")
     k = int(np.argmax(np.abs(ds.voltage.values)))
-    plating_first = "protocol_step" in ds and int(ds.protocol_step.values[k]) == 0 \
-        and float(ds.current_density.values[k]) < 0.0
-    label = "nucleation spike" if plating_first else "largest |U|"
+    label = "nucleation spike" if _is_spike(ds, k) else "largest |U|"
     v_k = float(ds.voltage[k]) * 1e3
     linear = max(1e-3, float(t[1]) if t.size > 1 else 1e-3)
     ax.set_xscale("symlog", linthresh=linear)
@@ -291,6 +290,18 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
     ax.set_ylabel("voltage (mV)")
     ax.legend(frameon=False, fontsize=8, loc="upper right" if v_k < 0 else "lower right")
     return _save(fig, path)
+
+
+def _is_spike(ds: xr.Dataset, k: int) -> bool:
+    """Whether the largest |U| at index ``k`` is a nucleation spike: in a first, plating step,
+    and clear of that step's plateau (the median |U| of its second half) by 2 mV and 5 %."""
+    if "protocol_step" not in ds or int(ds.protocol_step.values[k]) != 0:
+        return False
+    if float(ds.current_density.values[k]) >= 0.0:
+        return False
+    step = np.abs(ds.voltage.values[ds.protocol_step.values == 0])
+    plateau = float(np.median(step[step.size // 2:]))
+    return step.max() - plateau > max(2e-3, 0.05 * plateau)
 
 
 def _save(fig, path: str | Path) -> Path:
