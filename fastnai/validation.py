@@ -900,4 +900,8 @@ def run_validation(*, full: bool = False, output_dir: Path | None = None,
         log.info("validate: %s: %d rows in %.0f s", model, len(group), time.perf_counter() - t0)
     if output_dir is not None:
         _write_tables(output_dir, rows)
+        from .report import write_report
+
+        log.info("validate: report %s", write_report(output_dir, [m for m in VALIDATION_MODELS
+                                                                   if m in chosen]))
     return format_table(rows)
