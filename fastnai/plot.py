@@ -251,6 +251,11 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
                             width_ratios=[1.0] * len(shown) + [0.06] if shown else None)
     x = ds.x.values * 1e6
     y = ds.y.values * 1e6
+    # zoom on the deposit: up to twice its highest front (not the whole electrolyte above it),
+    # and, in a box much wider than that, a window of four such heights
+    y_top = min(float(y[-1]) + 0.5 * (y[1] - y[0]),
+                max(2.0 * float(np.max(ds.front_height_max.values)) * 1e6, 5.0))
+    x_right = min(float(x[-1]) + 0.5 * (x[1] - x[0]), 4.0 * y_top)
     first = None
     for col, k in enumerate(shown):
         ax = fig.add_subplot(grid[0, col], sharey=first)
@@ -260,6 +265,8 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
         active = ds.active_sites.values[k] > 0.5
         ax.plot(x[active], np.zeros(active.sum()), "|", color="tab:red", ms=6)
         ax.set_aspect("equal")
+        ax.set_ylim(0.0, y_top)
+        ax.set_xlim(0.0, x_right)
         q = float(ds.deposited_charge.interp(t=float(ds.t_snapshot[k]))) / 3.6e4
         ax.set_title(f"t = {float(ds.t_snapshot[k]):.0f} s, {q:.3g} mA h cm$^{{-2}}$", fontsize=8)
         ax.set_xlabel("x (µm)")
@@ -269,6 +276,9 @@ def deposition_figure(ds: xr.Dataset, path: str | Path) -> Path:
         else:
             ax.tick_params(labelleft=False)
     if shown:
+        if x_right < float(x[-1]):
+            fig.text(0.01, 0.99, f"x: the first {x_right:.3g} µm of {float(x[-1]):.3g} µm",
+                     ha="left", va="top", fontsize=7)
         bar = fig.colorbar(mesh, cax=fig.add_subplot(grid[0, -1]))
         bar.set_label("Na fraction ξ (1)", fontsize=8)
     ax = fig.add_subplot(grid[-1, :])
