@@ -40,8 +40,9 @@ W, scale 1.8        11, 11, 11, 11        12, 13, 13, 13
 
 Only the scaled W-cycle is mesh-independent; its solves took about as long as the scaled
 V-cycle's at 256 x 512 (87 vs 91 ms at contrast 1, 154 vs 122 ms at 1e6, one core), and its
-count does not grow with the mesh while the V-cycle's does. A per-level energy-minimising scale (a one-step K-cycle) needed more iterations than the fixed
-one (17 ... 24 at contrast 1). The cycle is a fixed symmetric operator; :func:`pcg` still
+count does not grow with the mesh while the V-cycle's does. A per-level energy-minimising
+scale (a one-step K-cycle) needed more iterations than the fixed one (17 ... 24 at
+contrast 1). The cycle is a fixed symmetric operator; :func:`pcg` still
 uses the flexible (Polak-Ribiere) form of CG, which costs one dot product per iteration and
 tolerates a preconditioner that is not exactly symmetric in floating point.
 
