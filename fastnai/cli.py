@@ -156,8 +156,10 @@ def _cmd_validate(args) -> int:
     with numba_threads(args.threads):
         run_validation(full=args.full, output_dir=Path(args.output_dir), models=models,
                        resume=args.resume, on_row=show)
-    print(f"\nvalidate: {shown['rows']} rows in {time.perf_counter() - start:.0f} s; whole notes "
-          f"in {Path(args.output_dir) / 'validation.txt'} and validation.csv")
+    # the table alone on stdout (120 columns); where the files went, on stderr with the log
+    print(f"validate: {shown['rows']} rows in {time.perf_counter() - start:.0f} s; whole notes "
+          f"in {Path(args.output_dir) / 'validation.txt'} and validation.csv, figures in "
+          f"{Path(args.output_dir) / 'report.html'}", file=sys.stderr)
     return 0
 
 
