@@ -31,8 +31,8 @@ body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 td, th { border-bottom: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
 td.num { text-align: right; white-space: nowrap; }
-figure { display: inline-block; margin: 0.5em; max-width: 100%; }
-figure img { max-width: 100%; border: 1px solid #eee; }
+figure { display: inline-block; vertical-align: top; margin: 0.5%; width: 48%; }
+figure img { width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.8em; color: #555; }
 .missing { color: #a00; font-size: 0.85em; }
 """
