@@ -183,7 +183,14 @@ class Cell:
         if not resuming:
             self.y = self.y.copy()
             if self.control.mode == "potentiostatic":
-                self.y[-1] = self.voltage_at(t0)
+                # A voltage jump moves the electrode's Fermi level at once: shift psi with it
+                # (the rigid shift solve_step applies to every guess), so that n, set by
+                # psi - V, is unchanged and only the Na+ reaction feels the step. Leaving psi
+                # at the old equilibrium made the first guess 60 mV off and Newton failed for
+                # potential steps of 60 mV and more.
+                jump = self.voltage_at(t0) - float(self.y[-1])
+                self.y[:-1].reshape(self.shape)[..., 0] += jump
+                self.y[-1] += jump
             self.recorder.record(self, t0, self.y)  # the segment's first state (a jump for a step)
 
     def advance(self, segment, t_end, after_step, engine, stats) -> bool:
