@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="keep the checkpoint after the output is written (removed by default)")
 
     val = sub.add_parser("validate",
-                         help="run the validation cases and print the paper-vs-fastnai table")
+                         help="run the validation cases and print the paper-vs-fastnai table",
+                         epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     val.add_argument("--full", action="store_true", help="add the long cases")
     val.add_argument("-o", "--output-dir", default="results/validation",
                      help="folder for the result files and the table (default: %(default)s)")

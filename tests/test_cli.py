@@ -432,3 +432,10 @@ def test_plot_of_a_film_stress_run_writes_the_stress_profile_figure(tmp_path, di
     assert main(["run", str(case), "-o", str(out), "-q"]) == 0
     assert main(["plot", str(out), "-o", str(tmp_path / "film.png")]) == 0
     assert (tmp_path / "film.png").stat().st_size > 10_000
+
+
+def test_validate_help_lists_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    out = capsys.readouterr().out
+    assert "exit statuses:" in out and "4  interrupted" in out and "--resume" in out
