@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -792,8 +793,10 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@functools.cache
 def source_digest() -> str:
-    """SHA-256 over fastnai's own Python sources: an edited install never reuses old rows."""
+    """SHA-256 over fastnai's own Python sources: an edited install never reuses old rows
+    (read once per process: every group's record is keyed by it)."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):

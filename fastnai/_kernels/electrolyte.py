@@ -139,6 +139,12 @@ def _face(psi, j0, l0, j1, l1, psi_min):
     return v if v > psi_min else psi_min
 
 
+@njit(**JIT_INLINE)
+def _top_conductance(pk, coef, dx, coef_col, h_col):
+    """Series conductance from a top cell's centre (``psi = pk``) to the column's first node."""
+    return dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
+
+
 @njit(**JIT_PARALLEL)
 def fill(data, indptr, indices, psi, lat, psi_min, coef, mass, dx, ncol, coef_col, h_col,
          mass_col, top_dirichlet):
@@ -173,7 +179,7 @@ def fill(data, indptr, indices, psi, lat, psi_min, coef, mass, dx, ncol, coef_co
                 diag += kf
                 _add(data, indptr, indices, k, k + nl, -kf)
             elif ncol > 0:
-                kf = dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
+                kf = _top_conductance(pk, coef, dx, coef_col, h_col)
                 diag += kf
                 _add(data, indptr, indices, k, n_cells, -kf)
             elif top_dirichlet:
@@ -190,7 +196,7 @@ def fill(data, indptr, indices, psi, lat, psi_min, coef, mass, dx, ncol, coef_co
             if m == 0:
                 for l in range(nl):
                     pk = psi[ny - 1, l] if psi[ny - 1, l] > psi_min else psi_min
-                    kf = dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
+                    kf = _top_conductance(pk, coef, dx, coef_col, h_col)
                     diag += kf
                     _add(data, indptr, indices, r, (ny - 1) * nl + l, -kf)
             else:
@@ -244,7 +250,7 @@ def faces(psi, nz, psi_min, coef, mass, dx, top, coef_col, h_col, kx, ky, kz, d,
             wc = 0.0
             if j == ny - 1:
                 if top == 2:
-                    wc = dx / (0.5 * dx / (coef * pk) + 0.5 * h_col / coef_col)
+                    wc = _top_conductance(pk, coef, dx, coef_col, h_col)
                     dd += wc
                 elif top == 1:
                     dd += 2.0 * coef * pk
