@@ -535,6 +535,86 @@ def _material_value(prop, key: schema.Key) -> float:
     return float(f"{converted:.15g}")
 
 
+def _model_of(raw: dict):
+    """``(kind, model module)`` of a raw case, or the CaseError that says what is wrong."""
+    model = raw.get("model")
+    if not isinstance(model, Mapping) or "kind" not in model:
+        raise CaseError("model.kind is required: a [model] table with kind = one of "
+                        + ", ".join(repr(k) for k in MODEL_KINDS))
+    kind = model["kind"]
+    if kind in PLANNED_KINDS:
+        raise CaseError(f"model.kind = {_show(kind)}: this model is planned but not part of fastnai "
+                        f"{_version}; available: " + ", ".join(repr(k) for k in MODEL_KINDS))
+    if kind not in MODEL_KINDS:
+        hint = _suggest(kind, MODEL_KINDS) if isinstance(kind, str) else ""
+        raise CaseError(f"model.kind = {_show(kind)}: expected one of "
+                        + ", ".join(repr(k) for k in MODEL_KINDS) + hint)
+    return kind, model_module(kind)
+
+
+def _normalise_overrides(overrides) -> dict:
+    """Overrides as ``{"section.key": value}`` from a dict, a list of ``key=value`` or None."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, Mapping):
+        _check_structure(overrides, "overrides")
+        return _plain(overrides)
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
+        raise CaseError("overrides are a dict {'section.key': value} or a list of "
+                        f"'section.key=value' strings, got {type(overrides).__name__}")
+    items = list(overrides)
+    if not all(isinstance(item, str) for item in items):
+        raise CaseError("overrides given as a list are 'section.key=value' strings")
+    return parse_overrides(items)
+
+
+def _split_overrides(overrides: dict, arrays) -> tuple[dict, dict]:
+    """Section-key overrides, and those of array-of-tables entries keyed
+    ``(array, index, leaf)`` (``protocol.N.leaf``)."""
+    plain, tables = {}, {}
+    for name, value in overrides.items():
+        match = _TABLE_KEY.match(name) if isinstance(name, str) else None
+        if match and match.group(1) in arrays:
+            tables[(match.group(1), int(match.group(2)), match.group(3))] = value
+        else:
+            plain[name] = value
+    return plain, tables
+
+
+def _check_names(names, keys: dict, kind: str) -> None:
+    """Every given or overridden name is a key of the model (else: the section or key error)."""
+    for name in names:
+        if not isinstance(name, str) or name not in keys:
+            sections = {k.section for k in keys.values()}
+            section = str(name).split(".", 1)[0]
+            if section not in sections:
+                raise CaseError(f"unknown section {_show(section)} (in {_show(name)}) for a {kind} "
+                                "case; "
+                                f"sections are {', '.join(sorted(sections))}"
+                                + _suggest(section, sections))
+            raise CaseError(f"unknown key {_show(name)} for a {kind} case" + _suggest(str(name), keys)
+                            + f" (see `fastnai schema {kind}`)")
+
+
+def _apply_materials(layered: dict, keys: dict, values: dict, origin: dict) -> None:
+    """The material layer: properties of the named materials fill the keys that declare them."""
+    for section in {k.section for k in keys.values()}:
+        mname = layered.get(f"{section}.material")
+        if mname is None:
+            continue
+        if not isinstance(mname, str):
+            raise CaseError(f"{section}.material = {_show(mname)}: expected a material name "
+                            "(see `fastnai materials`)")
+        try:
+            material = get_material(mname)
+        except CaseError as exc:
+            raise CaseError(f"{section}.material = {_show(mname)}: {exc}") from None
+        for name, key in keys.items():
+            if key.section == section and key.material_property in material.properties:
+                values[name] = _material_value(material[key.material_property], key)
+                origin[name] = f"material {mname}"
+
+
 def load_case(source: str | Path | Mapping,
               overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Case:
     """Read, layer and validate a case.
@@ -567,74 +647,17 @@ def load_case(source: str | Path | Mapping,
     1e+24
     """
     raw = _read(source)
-    model = raw.get("model")
-    if not isinstance(model, Mapping) or "kind" not in model:
-        raise CaseError("model.kind is required: a [model] table with kind = one of "
-                        + ", ".join(repr(k) for k in MODEL_KINDS))
-    kind = model["kind"]
-    if kind in PLANNED_KINDS:
-        raise CaseError(f"model.kind = {_show(kind)}: this model is planned but not part of fastnai "
-                        f"{_version}; available: " + ", ".join(repr(k) for k in MODEL_KINDS))
-    if kind not in MODEL_KINDS:
-        hint = _suggest(kind, MODEL_KINDS) if isinstance(kind, str) else ""
-        raise CaseError(f"model.kind = {_show(kind)}: expected one of "
-                        + ", ".join(repr(k) for k in MODEL_KINDS) + hint)
-    module = model_module(kind)
+    kind, module = _model_of(raw)
     keys: dict[str, schema.Key] = module.KEYS
     arrays = getattr(module, "TABLE_ARRAYS", {})
     raw_tables = {name: raw.pop(name) for name in arrays if name in raw}
     given = _flatten(raw)
-    if overrides is None:
-        overrides = {}
-    elif isinstance(overrides, Mapping):
-        _check_structure(overrides, "overrides")
-        overrides = _plain(overrides)
-    elif isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
-        raise CaseError("overrides are a dict {'section.key': value} or a list of "
-                        f"'section.key=value' strings, got {type(overrides).__name__}")
-    else:
-        items = list(overrides)
-        if not all(isinstance(item, str) for item in items):
-            raise CaseError("overrides given as a list are 'section.key=value' strings")
-        overrides = parse_overrides(items)
-    table_overrides = {}
-    for name in list(overrides):
-        match = _TABLE_KEY.match(name) if isinstance(name, str) else None
-        if match and match.group(1) in arrays:
-            table_overrides[(match.group(1), int(match.group(2)), match.group(3))] = overrides[name]
-    overrides = {k: v for k, v in overrides.items() if not (isinstance(k, str) and _TABLE_KEY.match(k)
-                                                            and _TABLE_KEY.match(k).group(1) in arrays)}
-    for name in list(given) + list(overrides):
-        if not isinstance(name, str) or name not in keys:
-            sections = {k.section for k in keys.values()}
-            section = str(name).split(".", 1)[0]
-            if section not in sections:
-                raise CaseError(f"unknown section {_show(section)} (in {_show(name)}) for a {kind} "
-                                "case; "
-                                f"sections are {', '.join(sorted(sections))}"
-                                + _suggest(section, sections))
-            raise CaseError(f"unknown key {_show(name)} for a {kind} case" + _suggest(str(name), keys)
-                            + f" (see `fastnai schema {kind}`)")
+    overrides, table_overrides = _split_overrides(_normalise_overrides(overrides), arrays)
+    _check_names([*given, *overrides], keys, kind)
 
     values: dict[str, Any] = {name: key.default for name, key in keys.items()}
     origin = dict.fromkeys(keys, "default")
-    layered = {**given, **overrides}
-    # material layer: properties of the named materials fill keys that declare them
-    for section in {k.section for k in keys.values()}:
-        mname = layered.get(f"{section}.material")
-        if mname is None:
-            continue
-        if not isinstance(mname, str):
-            raise CaseError(f"{section}.material = {_show(mname)}: expected a material name "
-                            "(see `fastnai materials`)")
-        try:
-            material = get_material(mname)
-        except CaseError as exc:
-            raise CaseError(f"{section}.material = {_show(mname)}: {exc}") from None
-        for name, key in keys.items():
-            if key.section == section and key.material_property in material.properties:
-                values[name] = _material_value(material[key.material_property], key)
-                origin[name] = f"material {mname}"
+    _apply_materials({**given, **overrides}, keys, values, origin)
     for name, value in given.items():
         values[name] = coerce(keys[name], value)
         origin[name] = "case"
