@@ -2,7 +2,8 @@
 
 Every time-dependent model (drift_diffusion, film_stress in diffusion mode, deposition) runs
 the same list of :class:`Segment` through :func:`fastnai.runner.run_protocol`. A segment holds
-one control (equilibrate, current, voltage, linear sweep) for a duration or until a cut-off;
+one control (equilibrate, current, voltage, linear sweep, a sine of voltage or current) for a
+duration or until a cut-off, or measures an impedance spectrum about the state (no time passes);
 a GITT step expands into pulse/rest pairs, a CV step into vertex-to-vertex sweeps per scan
 rate (each scan rate starting again from the state at the start of the step), a deposition
 ``cycle`` into plate/strip (and rest) halves.
@@ -20,7 +21,8 @@ from dataclasses import dataclass, replace
 __all__ = ["CONTROLS", "Segment", "compile_protocol", "planned_duration"]
 
 #: What a segment holds fixed.
-CONTROLS = ("equilibrate", "current", "voltage", "sweep")
+CONTROLS = ("equilibrate", "current", "voltage", "sweep", "sine_voltage", "sine_current",
+            "impedance")
 
 _SIGN = {"discharge": -1.0, "charge": 1.0}
 
@@ -37,8 +39,13 @@ class Segment:
         The step type as written in the case (``"gitt"``, ``"plate"``, ...).
     control
         ``"equilibrate"`` (the state jumps to equilibrium at ``value``), ``"current"``
-        (``value`` held), ``"voltage"`` (``value`` held) or ``"sweep"`` (linear in time at
-        ``rate`` towards ``value``; NaN: back to the voltage at the start of the step).
+        (``value`` held), ``"voltage"`` (``value`` held), ``"sweep"`` (linear in time at
+        ``rate`` towards ``value``; NaN: back to the voltage at the start of the step),
+        ``"sine_voltage"`` (the voltage at the segment's start plus ``amplitude``
+        sin(2 pi ``frequency`` t)), ``"sine_current"`` (``value`` plus ``amplitude``
+        sin(2 pi ``frequency`` t), the amplitude per electrolyte area [A m-2]) or
+        ``"impedance"`` (a spectrum at ``frequencies`` about the state, which it leaves
+        unchanged; no time passes).
     value
         Current (anodic positive; A m-2 or the model's per-particle unit, see the model),
         voltage or sweep target [V].
@@ -56,6 +63,12 @@ class Segment:
         CV scan-rate index, -1 outside CV.
     index
         Position in the compiled list (records and checkpoints refer to it).
+    amplitude, frequency
+        Sine segments: amplitude [V, or A m-2] and frequency [Hz].
+    points_per_period
+        Sine segments: the longest time step is 1 / (frequency points_per_period).
+    frequencies
+        Impedance segments: the frequencies [Hz], ascending.
     """
 
     step: int
@@ -69,6 +82,10 @@ class Segment:
     restart: bool = False
     scan_index: int = -1
     index: int = -1
+    amplitude: float = 0.0
+    frequency: float = 0.0
+    points_per_period: int = 0
+    frequencies: tuple[float, ...] = ()
 
     def __post_init__(self):
         if self.control not in CONTROLS:
@@ -132,6 +149,17 @@ def _expand(k: int, st: Mapping, one_c: float) -> list[Segment]:
         return [pulse, rest] * st["n_pulses"]
     if name == "cv":
         return _cv(k, st)
+    if name == "eis":
+        from .protocol_steps import eis_frequencies
+
+        return [Segment(k, name, "impedance",
+                        frequencies=tuple(float(f) for f in eis_frequencies(st)))]
+    if name == "sine":
+        control = "sine_voltage" if st.get("voltage_amplitude") is not None else "sine_current"
+        amplitude = st["voltage_amplitude"] if control == "sine_voltage" else st["current_amplitude"]
+        return [Segment(k, name, control, value=st.get("current_offset") or 0.0,
+                        duration=st["periods"] / st["frequency"], amplitude=amplitude,
+                        frequency=st["frequency"], points_per_period=st["points_per_period"])]
     if name in ("plate", "strip"):
         j = st["current_density"]
         duration = st["duration"] if st.get("duration") is not None else st["capacity"] / j

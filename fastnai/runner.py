@@ -100,6 +100,11 @@ class Cell(Protocol):
         """
         ...
 
+    def impedance(self, segment: Segment) -> None:
+        """Record the impedance spectrum at ``segment.frequencies`` about the present state,
+        which it leaves unchanged (models whose cases accept ``eis`` steps)."""
+        ...
+
     def state(self) -> dict:
         """Everything the continuation depends on (arrays, numbers, strings; nested dicts)."""
         ...
@@ -192,6 +197,9 @@ def _enter(cell: Cell, seg: Segment, pos: Position) -> None:
         pos.step_start_voltage = cell.voltage()
     if seg.control == "equilibrate":
         pos.stats.n_equilibrium_iterations += cell.equilibrate(seg)
+        return
+    if seg.control == "impedance":
+        cell.impedance(seg)
         return
     if seg.restart:
         cell.restart_from_step_start()

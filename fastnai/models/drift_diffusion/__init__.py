@@ -18,14 +18,17 @@ test that claim.
 Protocols (``[[protocol]]`` entries, run in order after the initial equilibrium):
 ``equilibrate`` (the equilibrium state at a voltage), ``rest`` (open circuit),
 ``constant_current`` (C-rate to a cut-off voltage), ``constant_voltage`` / ``potential_step``,
-``cv`` (cyclic voltammetry at a list of scan rates, each from the step's starting state) and
-``gitt`` (current pulses and rests).
+``cv`` (cyclic voltammetry at a list of scan rates, each from the step's starting state),
+``gitt`` (current pulses and rests), ``eis`` (the small-signal impedance spectrum about the
+state, which it leaves unchanged; ``impedance``) and ``sine`` (a voltage or current sine in
+time: the time-domain check of the spectrum, and the nonlinear regime).
 
 Sign conventions: ``current_density`` is anodic positive (Na extraction, charge of the half
 cell); a discharge (sodiation) has negative current. ``specific_capacity`` is the Na inserted
 since the start, from the state, in mA h g-1 of host.
 
-Layout: ``keys`` (case keys and validation, no Numba), ``setup``, ``cell``, ``output``.
+Layout: ``keys`` (case keys and validation, no Numba), ``setup``, ``cell``, ``output``,
+``impedance``.
 Every name of the submodules is an attribute of this package, imported on first use
 (so loading a case imports no kernel)."""
 
@@ -36,4 +39,4 @@ from .keys import KEYS, STEP_KEYS, TABLE_ARRAYS, time_dependent, validate
 
 __all__ = ['KEYS', 'STEP_KEYS', 'TABLE_ARRAYS', 'time_dependent', 'validate']
 
-__getattr__, __dir__ = lazy_package(__name__, ('keys', 'setup', 'cell', 'output'))
+__getattr__, __dir__ = lazy_package(__name__, ('keys', 'setup', 'cell', 'output', 'impedance'))

@@ -97,6 +97,11 @@ class Control:
     t0: float = 0.0
     current: float = 0.0  # galvanostatic: total A_s j (anodic positive) [A per m2 or steradian]
     cutoff: float | None = None  # cell-voltage event (galvanostatic)
+    amplitude: float = 0.0  # sine: + amplitude sin(omega (t - t0)) on V or on the current
+    omega: float = 0.0  # sine angular frequency [rad s-1]
+
+    def sine(self, t: float) -> float:
+        return self.amplitude * math.sin(self.omega * (t - self.t0)) if self.omega else 0.0
 
 
 class Cell:
@@ -178,6 +183,9 @@ class Cell:
             self.max_step = self.dv_max / segment.rate
         elif segment.control == "voltage":
             self.control = Control("potentiostatic", v0=segment.value, t0=t0)
+        elif segment.control in ("sine_voltage", "sine_current"):
+            self.control = self._sine_control(segment, t0, v_start)
+            self.max_step = 1.0 / (segment.frequency * segment.points_per_period)
         else:
             self.control = Control("galvanostatic", current=segment.value, cutoff=segment.cutoff)
         if not resuming:
@@ -192,6 +200,30 @@ class Cell:
                 self.y[:-1].reshape(self.shape)[..., 0] += jump
                 self.y[-1] += jump
             self.recorder.record(self, t0, self.y)  # the segment's first state (a jump for a step)
+
+    def _sine_control(self, segment, t0: float, v_start: float) -> Control:
+        """V = v_start + a sin(w (t - t0)), or I = A (j0 + a sin(w (t - t0))), A the
+        electrolyte area (the case gives current densities)."""
+        omega = 2.0 * math.pi * segment.frequency
+        if segment.control == "sine_voltage":
+            return Control("potentiostatic", v0=v_start, t0=t0, amplitude=segment.amplitude,
+                           omega=omega)
+        area = float(np.sum(self.setup.electrolyte_area))
+        return Control("galvanostatic", t0=t0, current=segment.value * area,
+                       amplitude=segment.amplitude * area, omega=omega)
+
+    def impedance(self, segment) -> None:
+        """The spectrum about the present state (unchanged), recorded with its DC state."""
+        from . import impedance
+
+        self._enter(segment)
+        freqs = np.asarray(segment.frequencies)
+        case = self.setup.case
+        sp = impedance.spectrum(self.setup, self.y, freqs,
+                                double_layer_capacitance=case["interface.double_layer_capacitance"],
+                                series_resistance=self.series_resistance)
+        impedance.warn_if_drifting(sp["drift_ratio"], self.t)
+        self.recorder.record_spectrum(self.t, segment.step, freqs, sp)
 
     def advance(self, segment, t_end, after_step, engine, stats) -> bool:
         duration = t_end - self.segment_t0
@@ -227,24 +259,30 @@ class Cell:
     # -- ImplicitProblem ---------------------------------------------------------------------
     def voltage_at(self, t: float) -> float:
         c = self.control
-        return c.v0 + c.rate * (t - c.t0)
+        return c.v0 + c.rate * (t - c.t0) + (c.sine(t) if c.mode == "potentiostatic" else 0.0)
+
+    def current_at(self, t: float) -> float:
+        """Galvanostatic: the total A_s j held at time t (a sine segment's varies)."""
+        c = self.control
+        return c.current + c.sine(t)
 
     def solve_step(self, y_guess, alpha0, history, t_new, dt):
         galv = self.control.mode == "galvanostatic"
         v_pred = float(y_guess[-1])
         y = y_guess[:-1].reshape(self.shape)
         z = self.ws.z
+        current = self.current_at(t_new) if galv else 0.0
         if galv:
             unknowns(self.setup, y, v_pred, z)
-            shift = self._rigid_shift(z, self.control.current)
+            shift = self._rigid_shift(z, current)
         else:
             shift = self.voltage_at(t_new) - v_pred
         y[..., 0] += shift  # y_guess is the engine's copy: ours to change
         v = v_pred + shift
         unknowns(self.setup, y, v, z)
         self._hist[:] = history[:-1].reshape(self.shape)
-        its, v = newton_solve(self.setup, self.ws, z, v, galv, self.control.current, alpha0,
-                              self._hist, dt, self.tol, self.max_iter)
+        its, v = newton_solve(self.setup, self.ws, z, v, galv, current, alpha0, self._hist, dt,
+                              self.tol, self.max_iter)
         out = np.empty(self.n_unknowns)
         if its < 0:
             out[:] = np.nan
@@ -307,6 +345,10 @@ class Cell:
 # ---------------------------------------------------------------------------------------------
 # recording
 
+#: What each impedance spectrum records (the DC state, and Z per frequency).
+SPECTRUM_FIELDS = ("t", "step", "voltage", "theta", "current_density", "drift_ratio", "real",
+                   "imag")
+
 
 @dataclass
 class Recorder:
@@ -327,6 +369,17 @@ class Recorder:
     profile_count: int = 0
     step_index: int = 0
     segment_index: int = 0
+    # impedance spectra: one row per eis step (frequencies shared, checked by the case)
+    spectrum_frequency: np.ndarray | None = None
+    spectra: dict = field(default_factory=lambda: {name: [] for name in SPECTRUM_FIELDS})
+
+    def record_spectrum(self, t: float, step: int, freqs: np.ndarray, sp: dict) -> None:
+        self.spectrum_frequency = np.asarray(freqs, dtype=float)
+        row = {"t": t, "step": step, "voltage": sp["voltage"], "theta": sp["theta"],
+               "current_density": sp["current_density"], "drift_ratio": sp["drift_ratio"],
+               "real": sp["impedance"].real.copy(), "imag": sp["impedance"].imag.copy()}
+        for name in SPECTRUM_FIELDS:
+            self.spectra[name].append(row[name])
 
     def record(self, cell: Cell, t: float, y: np.ndarray) -> None:
         flows = cell.flows(y)
@@ -363,6 +416,10 @@ class Recorder:
         out["particle_current"] = (np.array(self.particle_current) if self.particle_current
                                    else np.zeros((0, 0)))
         out["profiles"] = np.array(self.profiles) if self.profiles else np.zeros((0, 0))
+        out["spectrum_frequency"] = (np.zeros(0) if self.spectrum_frequency is None
+                                     else self.spectrum_frequency)
+        for name in SPECTRUM_FIELDS:
+            out["spectrum_" + name] = np.array(self.spectra[name], dtype=float)
         return out
 
     def restore_state(self, state: dict) -> None:
@@ -376,6 +433,11 @@ class Recorder:
         self.profile_count = int(state["profile_count"])
         self.step_index = int(state["step_index"])
         self.segment_index = int(state["segment_index"])
+        freqs = np.asarray(state.get("spectrum_frequency", np.zeros(0)))
+        self.spectrum_frequency = np.array(freqs) if freqs.size else None
+        self.spectra = {name: [v if np.ndim(v) else float(v) for v in
+                               np.asarray(state.get("spectrum_" + name, np.zeros(0)))]
+                        for name in SPECTRUM_FIELDS}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -86,6 +86,9 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       source=f"calibrated (SPEC 3.2: ~1e-3 A m-2, range 1e-4-1e-2); {_BAZANT}"),
     K("interface.transfer_coefficient", schema.NUMBER, 0.5, None, 0.0, 1.0,
       exclusive_minimum=True, doc="Butler-Volmer alpha"),
+    K("interface.double_layer_capacitance", Q, 0.0, "F m^-2", 0.0, 1e3,
+      doc="double layer across the electrolyte interface, in parallel with the reaction "
+          "(typical 0.1-0.4 F m-2); enters eis spectra only, not the transient"),
     K("electrode.theoretical_capacity", Q, _TIO2_CAPACITY.value, _TIO2_CAPACITY.unit, 0.0, 1e5,
       exclusive_minimum=True, doc="capacity that defines 1C (default: one Na per TiO2, as the "
       "material anatase-TiO2 computes it)", source=f"computed; {_TIO2_CAPACITY.source}"),
@@ -139,6 +142,8 @@ STEP_KEYS: dict[str, dict[str, schema.Key]] = {
         "upper_voltage": K("upper_voltage", Q, 3.0, "V", -5.0, 10.0, doc="upper vertex"),
         "cycles": steps.CV_CYCLES, "first": steps.CV_FIRST},
     "gitt": steps.GITT,
+    "eis": steps.EIS,
+    "sine": steps.SINE,
 }
 STEP_KEYS["potential_step"] = STEP_KEYS["constant_voltage"]
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
@@ -180,22 +185,24 @@ def validate(case) -> None:
     if n_total > 20_000_000:
         raise CaseError(f"nodes * mesh.refinement * ensemble.n_particles = {n_total}: "
                         "expected at most 2e7 nodes")
-    steps = case["protocol"]
-    if not steps:
+    protocol = case["protocol"]
+    if not protocol:
         raise CaseError("a drift_diffusion case needs at least one [[protocol]] step (equilibrate, "
-                        "rest, constant_current, constant_voltage, potential_step, cv or gitt); "
+                        "rest, constant_current, constant_voltage, potential_step, cv, gitt, eis "
+                        "or sine); "
                         "the run starts in equilibrium at initial.voltage")
-    kinds = [s["step"] for s in steps]
-    if "cv" in kinds and any(k not in ("cv", "equilibrate", "rest") for k in kinds):
-        raise CaseError("a cv step can be combined only with equilibrate and rest steps "
+    kinds = [s["step"] for s in protocol]
+    if "cv" in kinds and any(k not in ("cv", "equilibrate", "rest", "eis") for k in kinds):
+        raise CaseError("a cv step can be combined only with equilibrate, rest and eis steps "
                         "(its result has a scan_rate dimension)")
     if kinds.count("cv") > 1:
         raise CaseError("at most one cv step per case (give several scan_rates instead)")
-    for i, s in enumerate(steps):
+    for i, s in enumerate(protocol):
         if s["step"] == "cv" and not s["lower_voltage"] < s["upper_voltage"]:
             raise CaseError(f"protocol[{i}]: lower_voltage must be below upper_voltage")
         if s["step"] in ("constant_current", "gitt") and s["cutoff_voltage"] is None:
             raise CaseError(f"protocol[{i}]: a {s['step']} step needs cutoff_voltage")
+    steps.check_eis_and_sine(protocol, CaseError)
 
 
 def min_spacing(case, length: float) -> float:

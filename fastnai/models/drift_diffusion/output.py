@@ -58,6 +58,19 @@ def cv_curves(result: Result, samples_per_volt: float = 1000.0) -> dict | None:
             "cv_time": out_t}
 
 
+def spectrum_data(rec) -> dict | None:
+    """The recorded impedance spectra as Dataset variables (None without eis steps)."""
+    if not rec.spectra["t"]:
+        return None
+    z = np.array(rec.spectra["real"]) + 1j * np.array(rec.spectra["imag"])
+    out = {"frequency": rec.spectrum_frequency, "impedance_real": z.real,
+           "impedance_imag": z.imag, "impedance_modulus": np.abs(z),
+           "impedance_phase": np.degrees(np.angle(z))}
+    for name in ("t", "voltage", "theta", "current_density", "drift_ratio", "step"):
+        out["spectrum_" + ("time" if name == "t" else name)] = np.array(rec.spectra[name])
+    return out
+
+
 def profiles(setup: Setup, y: np.ndarray, particle: int = 0) -> dict:
     """Profiles of one particle of the state ``y`` (flat, with V last)."""
     s = setup
@@ -122,6 +135,11 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         data["particle_current"] = np.array(rec.particle_current).T[:, order] * 4.0 * math.pi
         data["particle_radius"] = s.radii
         coords["particle"] = np.arange(s.n_particles, dtype=float)
+    spectra = spectrum_data(rec)
+    if spectra is not None:
+        coords["frequency"] = spectra.pop("frequency")
+        coords["spectrum"] = np.arange(len(rec.spectra["t"]), dtype=float)
+        data.update(spectra)
     cv = cv_curves(result)
     if cv is not None:
         coords["scan_rate"] = cv.pop("scan_rate")
@@ -132,6 +150,8 @@ def to_dataset(case, result: Result) -> xr.Dataset:
              "current_convention": "anodic (Na extraction) positive"}
     ds = make_dataset("drift_diffusion", data, coords,
                       model_attrs("drift_diffusion", stats))
+    if spectra is not None and ds.sizes["spectrum"] == 1:
+        ds = ds.squeeze("spectrum", drop=True)
     if spheres:
         ds["na_inventory"].attrs["units"] = "mol"
         ds["na_inventory"].attrs["long_name"] = "Na in the particles (all of them), from the state"
