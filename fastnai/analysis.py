@@ -14,6 +14,10 @@ Sources of the formulas:
 - Activation energy from T/R_ct = A exp(-E_a/RT): Xia et al., Nanoscale Horiz. 7, 899 (2022),
   doi:10.1039/d2nh00152g.
 - Exchange current from micro-polarisation and Tafel fits: Bard and Faulkner, Eqs. 3.4.12, 3.4.15.
+
+Impedance spectra (circuit fits, Kramers-Kronig test, Warburg coefficient, R_ct and its
+Arrhenius fit, EC-Lab ``.mpt`` and CSV readers) live in :mod:`fastnai.spectra`; their names are
+also attributes of this module (``fastnai.analysis.fit_circuit``), imported on first use.
 """
 
 from __future__ import annotations
@@ -506,3 +510,13 @@ def read_csv(path: str | Path, columns: Mapping[str, str], *,
             raise FastnaiError(f"{path.name}: column {header!r} is not numeric") from None
         out[name] = values * (scale or {}).get(name, 1.0)
     return out
+
+
+def __getattr__(name: str):
+    """The impedance-spectrum analysis of :mod:`fastnai.spectra`, imported on first use (it
+    imports this module)."""
+    from . import spectra
+
+    if name in spectra.__all__:
+        return getattr(spectra, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,10 +72,22 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma-separated subset of band_bending, drift_diffusion, film_stress, "
                           "deposition (default: all)")
 
-    plot = sub.add_parser("plot", help="plot a result file (band diagram for band_bending)")
-    plot.add_argument("result", help="netCDF result of `fastnai run`")
+    plot = sub.add_parser("plot", help="plot a result file (its model's figure), or the impedance "
+                                       "spectra of a result or of a measured file")
+    plot.add_argument("result", help="netCDF result of `fastnai run`, or a measured impedance "
+                                     "spectrum (EC-Lab .mpt, .csv, .txt)")
     plot.add_argument("-o", "--output",
                       help="figure file, .png or vector .pdf/.svg/.eps (default: RESULT stem + .png)")
+    plot.add_argument("--impedance", action="store_true",
+                      help="Nyquist and Bode plots of the result's eis spectra (implied for a "
+                           "measured spectrum)")
+    plot.add_argument("--fit", metavar="CIRCUIT",
+                      help="fit an equivalent circuit (impedance.py notation, e.g. "
+                           "'R0-p(C1,R1-Wo1)') to each spectrum and draw it over the data; "
+                           "the fitted values and standard errors are printed")
+    plot.add_argument("--guess", metavar="V1,V2,...",
+                      help="initial values of the circuit's parameters (default for the Randles "
+                           "circuit R0-p(C1,R1-Wo1): read off the spectrum)")
 
     sub.add_parser("materials", help="list the material database with sources")
 
@@ -165,20 +177,39 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from .io import read_dataset
-    from .plot import plot_result
-
     path = Path(args.result)
     if not path.is_file():
         raise CaseError(f"result file {str(path)!r} does not exist")
-    ds = read_dataset(path)
     out = Path(args.output) if args.output else path.with_suffix(".png")
     if out.suffix.lower() not in FIGURE_FORMATS:
         raise CaseError(f"figure {str(out)!r}: expected one of {', '.join(FIGURE_FORMATS)} "
                         "(PNG, or vector PDF / SVG / EPS)")
-    plot_result(ds, out)
+    guess = _parse_guess(args.guess)
+    if path.suffix.lower() in MEASURED_SPECTRA or args.impedance or args.fit:
+        from .plot_impedance import plot_spectra
+
+        for line in plot_spectra(path, out, circuit=args.fit, guess=guess):
+            print(line)
+    else:
+        from .io import read_dataset
+        from .plot import plot_result
+
+        plot_result(read_dataset(path), out)
     print(f"wrote {out}")
     return 0
+
+
+#: Suffixes `fastnai plot` reads as measured impedance spectra (fastnai.spectra.read_spectrum).
+MEASURED_SPECTRA = (".mpt", ".csv", ".txt")
+
+
+def _parse_guess(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise CaseError(f"--guess {text!r}: expected comma-separated numbers") from None
 
 
 def _cmd_materials(args) -> int:

@@ -11,11 +11,18 @@ from .errors import FastnaiError
 
 
 def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write the standard figure of a result: the band diagram for ``band_bending``."""
+    """Write the standard figure of a result: the band diagram for ``band_bending``; for
+    ``drift_diffusion`` the electrode's curves and profiles, or its Nyquist and Bode plots when
+    the run holds impedance spectra and no time passed (equilibria and eis steps only)."""
     model = ds.attrs.get("model")
     if model == "band_bending":
         return band_diagram(ds, path)
     if model == "drift_diffusion":
+        if "impedance_real" in ds and float(np.ptp(ds.t.values)) == 0.0:
+            # only equilibria and eis steps: no time series to draw, the spectra are the result
+            from .plot_impedance import impedance_figure
+
+            return impedance_figure(ds, path)
         return electrode_figure(ds, path)
     if model == "film_stress":
         if "von_mises_map" in ds:

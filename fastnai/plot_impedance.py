@@ -482,3 +482,68 @@ def _impedance_unit(ds: xr.Dataset) -> str:
     if len(units) != 1:
         raise FastnaiError(f"impedance_real and impedance_imag have different units: {sorted(units)}")
     return pretty_unit(units.pop())
+
+
+def plot_spectra(path: str | Path, out: str | Path, *, circuit: str | None = None,
+                 guess=None) -> list[str]:
+    """The figure of ``fastnai plot`` for impedance: the spectra of a result file (netCDF) or
+    of a measured file (EC-Lab ``.mpt``, ``.csv``, ``.txt``), each with a fitted circuit when
+    ``circuit`` is given; returns the lines that report the fits.
+
+    The default start values of the Randles circuit ``R0-p(C1,R1-Wo1)`` are read off each
+    spectrum (:func:`fastnai.spectra.charge_transfer_resistance`); other circuits need
+    ``guess``. A fit that does not converge is a :class:`~fastnai.errors.FastnaiError` with its
+    residual.
+    """
+    from . import spectra
+    from .errors import CaseError
+
+    path = Path(path)
+    _check_suffix(out)
+    if path.suffix.lower() in (".mpt", ".csv", ".txt"):
+        try:  # a measured file that cannot be read is bad input (exit status 2)
+            measured = spectra.read_spectrum(path)
+        except FastnaiError as err:
+            raise CaseError(str(err)) from None
+        items = [(measured.frequency, measured.impedance, path.name)]
+        unit = pretty_unit(measured.units)
+    else:
+        from .io import read_dataset
+
+        ds = read_dataset(path)
+        freqs, zs, labels = _dataset_spectra(ds)
+        labels = labels or [None] * len(zs)
+        items = list(zip(freqs, zs, labels, strict=True))
+        unit = _impedance_unit(ds)
+    fits, lines = [], []
+    for k, (f, z, label) in enumerate(items):
+        if circuit is None:
+            fits.append(None)
+            continue
+        if guess is None and circuit != spectra.RANDLES:
+            raise CaseError(f"--fit {circuit!r}: give the start values with --guess (only the "
+                               f"Randles circuit {spectra.RANDLES} has automatic ones)")
+        fit = (spectra.fit_circuit(f, z, circuit, guess) if guess is not None
+               else spectra.charge_transfer_resistance(f, z).details["fit"])
+        dense = np.logspace(np.log10(f.min()), np.log10(f.max()), 200)
+        fits.append((dense, fit.predict(dense)))
+        values = ", ".join(f"{name} = {p.value:.5g} ± {p.stderr:.2g} "
+                           f"{_fit_unit(p.details['unit'], unit)}"
+                           for name, p in fit.parameters.items())
+        lines.append(f"{label or f'spectrum {k}'}: {circuit}: {values} (relative rms residual "
+                     f"{fit.residual:.2g})")
+    fig = build_nyquist_bode([i[0] for i in items], [i[1] for i in items], fit=fits,
+                             labels=[i[2] for i in items], unit=unit)
+    _write(fig, out)
+    return lines
+
+
+def _fit_unit(unit: str, data_unit: str) -> str:
+    """impedance.py's parameter unit for a spectrum in ``data_unit``: per area when the
+    spectrum is (Ohm -> Ω m², F -> F m⁻², a CPE's Ohm^-1 sec^a -> Ω⁻¹ m⁻² s^a)."""
+    unit = unit.replace("sec", "s")
+    if "m²" not in data_unit:
+        return unit.replace("Ohm", "Ω")
+    if unit.startswith("Ohm^-1"):
+        return unit.replace("Ohm^-1", "Ω⁻¹ m⁻²")
+    return unit.replace("Ohm", "Ω m²").replace("F", "F m⁻²")

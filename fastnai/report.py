@@ -5,9 +5,10 @@ each model group's record (``MODEL.group.json``: its rows) and result files (``N
 group, the seed papers it tests (the DOIs its rows cite), the rows with their basis and whole
 notes, and the standard figure of every result (:func:`fastnai.plot.plot_result`: band diagrams,
 CV families with their profiles, GITT and discharge curves, stress profiles, deposition
-transients with the deposit's morphology). A figure that cannot be drawn is named with the
-reason instead. The page reports, in its title, how many figures the browser rendered (a script
-checks every image once the page has loaded), which is what the headless-browser test reads.
+transients with the deposit's morphology, Nyquist and Bode plots of impedance spectra). A figure
+that cannot be drawn is named with the reason instead. The page reports, in its title, how many
+figures the browser rendered (a script checks every image once the page has loaded), which is
+what the headless-browser test reads.
 """
 
 from __future__ import annotations
@@ -48,17 +49,25 @@ window.addEventListener("load", function () {
 """
 
 
-def _figure(path: Path) -> tuple[str | None, str]:
-    """``(data URI of the PNG, "")`` for a result file, or ``(None, why)``."""
+def _figures(path: Path) -> list[tuple[str | None, str]]:
+    """``(data URI of the PNG, "")`` of each figure of a result file (its standard figure, and
+    the Nyquist/Bode plots of its impedance spectra when the standard one does not show them),
+    or ``[(None, why)]``."""
     from .plot import plot_result
+    from .plot_impedance import impedance_figure
 
+    out = []
     try:
         ds = read_dataset(path)
         with tempfile.TemporaryDirectory() as tmp:
-            png = plot_result(ds, Path(tmp) / "figure.png").read_bytes()
+            standard = plot_result(ds, Path(tmp) / "figure.png")
+            out.append(standard.read_bytes())
+            if "impedance_real" in ds and ds.attrs.get("model") == "drift_diffusion" and float(
+                    ds.t.values.max() - ds.t.values.min()) > 0.0:
+                out.append(impedance_figure(ds, Path(tmp) / "impedance.png").read_bytes())
     except Exception as err:  # noqa: BLE001 - a report names what it could not draw
-        return None, f"{type(err).__name__}: {err}"
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii"), ""
+        return [(None, f"{type(err).__name__}: {err}")]
+    return [("data:image/png;base64," + base64.b64encode(png).decode("ascii"), "") for png in out]
 
 
 def _number(value) -> str:
@@ -107,12 +116,13 @@ def write_report(output_dir: Path, models) -> Path:
             parts.append("<p>Seed papers: " + ", ".join(html.escape(d) for d in dois) + "</p>")
         parts.append(_rows_table(record["rows"]))
         for name in record.get("datasets", []):
-            uri, why = _figure(output_dir / f"{name}.nc")
-            if uri is None:
-                parts.append(f"<p class='missing'>{html.escape(name)}: no figure ({html.escape(why)})</p>")
-                continue
-            parts.append(f"<figure><img alt='{html.escape(name)}' src='{uri}'>"
-                         f"<figcaption>{html.escape(name)}.nc</figcaption></figure>")
+            for uri, why in _figures(output_dir / f"{name}.nc"):
+                if uri is None:
+                    parts.append(f"<p class='missing'>{html.escape(name)}: no figure "
+                                 f"({html.escape(why)})</p>")
+                    continue
+                parts.append(f"<figure><img alt='{html.escape(name)}' src='{uri}'>"
+                             f"<figcaption>{html.escape(name)}.nc</figcaption></figure>")
     parts.append("</body></html>")
     path = output_dir / "report.html"
     atomic_write_text(path, "\n".join(parts) + "\n")

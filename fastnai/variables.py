@@ -14,6 +14,31 @@ from ._version import version as _fastnai_version
 # Dimension placeholder "space" becomes x (planar) or r (sphere, dot); "state" becomes t in a
 # transient film_stress run and soc in a quasi-static one.
 # Charge is written "A s" (= C): cf_xarray's pint registry reads a bare "C" as degree Celsius.
+
+
+def _spectrum_variables(area: str) -> dict[str, tuple[tuple[str, ...], str, str]]:
+    """The impedance spectra of ``eis`` steps (every time-dependent model), per m2 of ``area``,
+    on (spectrum, frequency); the spectrum dimension is dropped when there is one."""
+    per = f"per m2 of {area}"
+    out = {name: (("spectrum", "frequency"), units, long_name) for name, units, long_name in (
+        ("impedance_real", "ohm m2", f"Re Z {per} (with the series resistance)"),
+        ("impedance_imag", "ohm m2", f"Im Z {per} (negative for a capacitor; instrument exports "
+                                     "often hold -Im Z)"),
+        ("impedance_modulus", "ohm m2", f"|Z| {per}"),
+        ("impedance_phase", "degree", "phase of Z (negative for a capacitor)"))}
+    out.update({
+        "spectrum_time": (("spectrum",), "s", "time of the state the spectrum is about"),
+        "spectrum_voltage": (("spectrum",), "V", "voltage of the spectrum's DC state"),
+        "spectrum_current_density": (("spectrum",), "A m-2",
+                                     "Faradaic current of the spectrum's DC state"),
+        "spectrum_drift_ratio": (("spectrum",), "1",
+                                 "how fast the DC state moves against how fast the signal at "
+                                 "frequency_min moves it: near or above 0.1 the state is not steady"),
+        "spectrum_step": (("spectrum",), "1", "index of the eis [[protocol]] entry"),
+    })
+    return out
+
+
 VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
     "band_bending": {
         "potential": (("space",), "V", "electrostatic potential (E_C = -q potential, E_F = 0)"),
@@ -103,6 +128,8 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "current_density": (("t",), "A m-2", "current per film area, anodic (Na extraction) positive"),
         "na_inventory": (("t",), "mol m-2", "Na in the film from the state, per film area"),
         "jump_diffusivity_mean": ((), "m2 s-1", "thickness-mean Na diffusivity of the unsodiated film"),
+        **_spectrum_variables("film"),
+        "spectrum_theta": (("spectrum",), "1", "film-mean sodiation of the spectrum's DC state"),
     },
     "drift_diffusion": {
         "voltage": (("t",), "V", "electrode voltage vs Na+/Na (Fermi level of the contact)"),
@@ -129,22 +156,8 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "cv_current_density": (("scan_rate", "sample"), "A m-2",
                                "CV: current density along the sweep, anodic positive"),
         "cv_time": (("scan_rate", "sample"), "s", "CV: time since the start of the sweep"),
-        **{name: (("spectrum", "frequency"), units, long_name) for name, units, long_name in (
-            ("impedance_real", "ohm m2", "Re Z per m2 of electrolyte interface (with R_s)"),
-            ("impedance_imag", "ohm m2",
-             "Im Z per m2 of electrolyte interface (negative for a capacitor; instrument "
-             "exports often hold -Im Z)"),
-            ("impedance_modulus", "ohm m2", "|Z| per m2 of electrolyte interface"),
-            ("impedance_phase", "degree", "phase of Z (negative for a capacitor)"))},
-        "spectrum_time": (("spectrum",), "s", "time of the state the spectrum is about"),
-        "spectrum_voltage": (("spectrum",), "V", "electrode voltage of the spectrum's DC state"),
+        **_spectrum_variables("electrolyte interface"),
         "spectrum_theta": (("spectrum",), "1", "mean site fraction of the spectrum's DC state"),
-        "spectrum_current_density": (("spectrum",), "A m-2",
-                                     "Faradaic current of the spectrum's DC state"),
-        "spectrum_drift_ratio": (("spectrum",), "1",
-                                 "max |dc/dt| of the DC state over 2 pi f_min max |dc/dV| V_t: "
-                                 "near or above 0.1 the state is not steady"),
-        "spectrum_step": (("spectrum",), "1", "index of the eis [[protocol]] entry"),
         "hop_distance": ((), "m", "Na+ hop distance a"),
         "jump_diffusivity": ((), "m2 s-1", "Na+ jump diffusivity D0 at the model temperature"),
         "site_density": ((), "m-3", "Na site density c_max"),
@@ -192,6 +205,13 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "site_activation_time": (("site",), "s", "time the site activated (NaN: never)"),
         "contact_angle": ((), "degree", "contact angle of Na on the substrate"),
         "exchange_current_density": ((), "A m-2", "j0 at the run's temperature"),
+        **_spectrum_variables("substrate (projected area); symmetric cell"),
+        **{name: (("spectrum", "frequency"), units, long_name) for name, units, long_name in (
+            ("electrode_impedance_real", "ohm m2",
+             "Re Z of the working electrode alone (its interface and electrolyte box) per m2 of "
+             "substrate"),
+            ("electrode_impedance_imag", "ohm m2",
+             "Im Z of the working electrode alone per m2 of substrate"))},
     },
 }
 

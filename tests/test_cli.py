@@ -7,12 +7,14 @@ and one checks in two fresh processes that the second run of a case compiles not
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -439,3 +441,60 @@ def test_validate_help_lists_the_exit_statuses(capsys):
         main(["validate", "--help"])
     out = capsys.readouterr().out
     assert "exit statuses:" in out and "4  interrupted" in out and "--resume" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# impedance figures: a result's eis spectra, a measured file, a fitted circuit
+
+
+def randles_csv(path: Path) -> Path:
+    """A measured-style CSV (instrument convention: -Im Z) of R0 + C || (R1 + Wo)."""
+    f = np.logspace(-2, 5, 50)
+    s = np.sqrt(2j * np.pi * f * 2.0)
+    z = 0.5 + 1.0 / (2j * np.pi * f * 1e-3 + 1.0 / (10.0 + 4.0 / np.tanh(s) / s))
+    lines = ["freq/Hz,Re(Z)/Ohm,-Im(Z)/Ohm"] + [f"{a:.17g},{b:.17g},{c:.17g}" for a, b, c in
+                                                 zip(f, z.real, -z.imag, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_plot_of_a_measured_spectrum_fits_the_randles_circuit(tmp_path, capsys):
+    data = randles_csv(tmp_path / "cell.csv")
+    figure = tmp_path / "cell.png"
+    assert main(["plot", str(data), "--fit", "R0-p(C1,R1-Wo1)", "-o", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == PNG_MAGIC
+    out = capsys.readouterr().out
+    fitted = dict(re.findall(r"(R0|R1) = ([0-9.e+-]+)", out))
+    assert float(fitted["R0"]) == pytest.approx(0.5, rel=1e-6)
+    assert float(fitted["R1"]) == pytest.approx(10.0, rel=1e-6)
+
+
+def test_plot_of_a_result_with_eis_steps_draws_its_spectra(tmp_path, capsys):
+    case = tmp_path / "eis.toml"
+    case.write_text('[model]\nkind = "drift_diffusion"\n[semiconductor]\nmaterial = "anatase-TiO2"\n'
+                    '[contact]\nmaterial = "TiC"\n[mesh]\nn_nodes = 30\n[initial]\nvoltage = 1.0\n'
+                    '[interface]\ndouble_layer_capacitance = 0.2\n'
+                    '[[protocol]]\nstep = "eis"\npoints_per_decade = 4\n')
+    result = tmp_path / "eis.nc"
+    assert main(["run", str(case), "-o", str(result), "-q"]) == 0
+    figure = tmp_path / "eis.svg"
+    assert main(["plot", str(result), "--impedance", "-o", str(figure)]) == 0
+    assert b"<svg" in figure.read_bytes()[:500]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--fit", "R0-p(C1,R1)"], "--guess"),
+    (["--fit", "R0-p(C1,R1)", "--guess", "1,x"], "comma-separated"),
+])
+def test_plot_fit_input_errors_exit_2(tmp_path, capsys, args, expected):
+    data = randles_csv(tmp_path / "cell.csv")
+    status = main(["plot", str(data), *args, "-o", str(tmp_path / "f.png")])
+    assert_clean_failure(capsys, status, expected)
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_plot_of_a_measured_file_with_misnamed_columns_names_them(tmp_path, capsys):
+    data = tmp_path / "bad.csv"
+    data.write_text("frequency_in_hz,real,imag\n1,2,3\n10,2,1\n")
+    status = main(["plot", str(data), "-o", str(tmp_path / "f.png")])
+    assert_clean_failure(capsys, status, "frequency_in_hz")

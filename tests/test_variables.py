@@ -132,6 +132,8 @@ EXPECTED_DIMENSION = {
     "mol m-3": "mole / meter ** 3",
     "J m-2": "joule / meter ** 2",
     "degree": "radian",
+    "Hz": "1 / second",
+    "ohm m2": "ohm * meter ** 2",
 }
 
 

@@ -235,3 +235,16 @@ def test_eis_of_the_linearisation_is_the_model_jacobian():
     assert lin.mass[0, :, 1, 1].min() > 0.0
     assert np.all(lin.bcol[0][:, 2] == -1.0)  # quasi-equilibrium electrons: phi = V everywhere
     assert np.count_nonzero(lin.brow) == 3  # the electrolyte node's Butler-Volmer derivatives
+
+
+@pytest.mark.parametrize("electrons", ["quasi-equilibrium", "drift-diffusion"])
+def test_spectra_of_the_full_model_pass_the_kramers_kronig_test(electrons):
+    """Electrostatics, traps and Fermi-Dirac electrons, with a double layer: 1 mHz to 1 MHz."""
+    from fastnai import spectra
+
+    ds = run([{"step": "eis", "frequency_min": 1e-3, "frequency_max": 1e6}],
+             {"initial.voltage": 0.9, "model.electrons": electrons,
+              "interface.double_layer_capacitance": 0.2, "electrode.series_resistance": 1e-3})
+    f, z = spectrum(ds)
+    kk = spectra.kramers_kronig(f, z)
+    assert kk["valid"] and kk["max_residual"] < 1e-4, kk["max_residual"]
