@@ -111,11 +111,25 @@ def _case(name: str, overrides=None):
 
 def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
     """Rows for the TiCxN1-x / N-TiO2 heterojunction (SPEC section 3.1)."""
-    rows: list[Row] = []
-    sys_seed = "TiC/N-TiO2 (planar)"
     case = _case("band_bending_ticn_tio2")
     ds = run(case)
     datasets["band_bending_ticn_tio2"] = ds
+    rows = seed_contact_rows(case, ds)
+    rows += xps_bulk_rows(ds, datasets)
+    rows += geometry_rows(datasets)
+    rows += depletion_and_pinning_rows(datasets)
+    if full:
+        rows += field_convergence_rows(case)
+    return rows
+
+
+SEED_CONTACT = "TiC/N-TiO2 (planar)"
+
+
+def seed_contact_rows(case, ds) -> list[Row]:
+    """Eq. 1, the interface field and the sheet picture of the paper's planar contact."""
+    rows: list[Row] = []
+    sys_seed = SEED_CONTACT
     n0 = float(ds.interface_electron_density) * 1e-6
     field = float(ds.interface_field) * 1e-2
     # Eq. 1 with the paper's inputs, evaluated in closed form
@@ -151,7 +165,12 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
         rows.append(Row(sys_seed, f"interface field with m* = {mass} m0 (literature span)",
                         "V cm-1", 1.03e7, float(dsm.interface_field) * 1e-2, "computed",
                         f"n(0) = {float(dsm.interface_electron_density) * 1e-6:.3g} cm-3"))
+    return rows
 
+
+def xps_bulk_rows(ds, datasets: dict) -> list[Row]:
+    """TiC0.5N0.5, and the deep bulk the paper's XPS implies, against the shallow seed bulk."""
+    rows: list[Row] = []
     dsx05 = run(_case("band_bending_ticn_tio2_x05"))
     datasets["band_bending_ticn_tio2_x05"] = dsx05
     rows.append(Row("TiC0.5N0.5/N-TiO2 (planar)", "interface field", "V cm-1", 1.03e7,
@@ -178,7 +197,12 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
                     f"L = {xps['semiconductor.thickness'] * 1e9:.0f} nm = "
                     f"{xps['semiconductor.thickness'] / float(dsx.screening_length):.0f} "
                     "screening lengths"))
+    return rows
 
+
+def geometry_rows(datasets: dict) -> list[Row]:
+    """The dot and particle geometries, and pristine TiO2 on Cu."""
+    rows: list[Row] = []
     for name, label in (("band_bending_ticn_tio2_dot", "1.5 nm TiC dot (radial)"),
                         ("band_bending_ticn_tio2_sphere", "12.5 nm particle, TiC shell")):
         dsg = run(_case(name))
@@ -193,12 +217,18 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
                     float(dsp.interface_field) * 1e-2, "computed",
                     f"Phi_B = {float(dsp.barrier_height):+.2f} eV, band bending "
                     f"{float(dsp.band_bending):.2f} eV"))
+    return rows
 
-    # depletion contact vs the depletion approximation with its kT/q correction
+
+def depletion_and_pinning_rows(datasets: dict) -> list[Row]:
+    """A depletion contact against the depletion approximation with its kT/q correction, and
+    the Cowley-Sze D_it series (the barrier moves to the neutrality level)."""
+    rows: list[Row] = []
     dep = _case("band_bending_schottky_depletion")
     dsd = run(dep)
     datasets["band_bending_schottky_depletion"] = dsd
     eps = dep["semiconductor.relative_permittivity"] * constants.epsilon_0
+    vt = bb.charge_parameters(dep)[0]
     v_bi = float(dsd.barrier_height) - float(dsd.bulk_Ec_minus_Ef)
     nd = dep["semiconductor.donor_density"]
     e_dep = math.sqrt(2 * constants.e * nd * (v_bi - vt) / eps)
@@ -207,7 +237,6 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
                     "V cm-1", None, e_peak * 1e-2, "computed",
                     f"closed form {e_dep * 1e-2:.5g} V/cm (ratio {e_peak / e_dep:.5f})"))
 
-    # Cowley-Sze D_it series on the seed contact: the barrier moves to the neutrality level
     cs = _case("band_bending_cowley_sze")
     cnl_barrier = cs["semiconductor.band_gap"] - cs["contact.charge_neutrality_level"]
     for dit in (0.0, 1e11, 1e12, 1e13, 1e14, 1e15):
@@ -218,18 +247,19 @@ def band_bending_rows(*, full: bool, datasets: dict) -> list[Row]:
                         pin["barrier_height"], "computed",
                         f"S = {pin['S']:.4f} (formula {pin['S_predicted']:.4f}); "
                         f"-> E_C - E_CNL = {cnl_barrier:.2f} eV"))
-
-    if full:
-        # mesh convergence of the interface field: subdividing a fixed grading
-        fields = []
-        for k in (1, 2, 4, 8):
-            d = run(case.with_overrides({"mesh.refinement": k}))
-            fields.append(float(d.interface_field))
-        order = math.log2(abs(fields[1] - fields[0]) / abs(fields[2] - fields[1]))
-        order_fine = math.log2(abs(fields[2] - fields[1]) / abs(fields[3] - fields[2]))
-        rows.append(Row(sys_seed, "observed order, interface field (refine 1,2,4,8)", "1", 2.0,
-                        order_fine, "computed", f"coarser pair: {order:.3f}"))
     return rows
+
+
+def field_convergence_rows(case) -> list[Row]:
+    """Mesh convergence of the interface field: subdividing a fixed grading (``--full``)."""
+    fields = []
+    for k in (1, 2, 4, 8):
+        d = run(case.with_overrides({"mesh.refinement": k}))
+        fields.append(float(d.interface_field))
+    order = math.log2(abs(fields[1] - fields[0]) / abs(fields[2] - fields[1]))
+    order_fine = math.log2(abs(fields[2] - fields[1]) / abs(fields[3] - fields[2]))
+    return [Row(SEED_CONTACT, "observed order, interface field (refine 1,2,4,8)", "1", 2.0,
+                order_fine, "computed", f"coarser pair: {order:.3f}")]
 
 
 def drift_diffusion_rows(*, full: bool, datasets: dict) -> list[Row]:
@@ -746,6 +776,10 @@ def deposition_temperature_rows(datasets: dict) -> list[Row]:
                 ds.overpotential.values[ends], ds.current_density.values[ends], temperature=temp)
             rct.append(fit.details["charge_transfer_resistance_area"])
         ea = analysis.activation_energy(np.array(DEPOSITION_TEMPERATURES), np.array(rct))
+        for temp, value in zip(DEPOSITION_TEMPERATURES, rct, strict=True):
+            rows.append(Row(f"{label}, micro-polarisation 283-328 K", f"R_ct at {temp:.2f} K",
+                            "ohm m2", None, value, "computed",
+                            "RT/(F j0) from the +-0.02 mA cm-2 steps (the Arrhenius points)"))
         rows.append(Row(f"{label}, micro-polarisation 283-328 K", "activation energy from "
                         "T/R_ct (fastnai.analysis)", "kJ mol-1", ea_paper, ea.value * 1e-3,
                         "computed (input recovered)",

@@ -102,68 +102,9 @@ def plot_sweep(ds: xr.Dataset, var: str, path: str | os.PathLike | None = None, 
     std = ds.get(var[: -len("_mean")] + "_std") if var.endswith("_mean") else None
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if not rest:
-        if POINT_DIM in dims:
-            keys = [k for k in str(ds.attrs.get("sweep_keys", "")).split(", ") if k in ds.coords]
-            xname = x or (keys[0] if keys else POINT_DIM)
-            xv = ds[xname].values
-            order = np.argsort(xv, kind="stable")
-            ax.plot(xv[order], da.values[order], "o-")
-            if std is not None:
-                s = std.values[order]
-                ax.fill_between(xv[order], da.values[order] - s, da.values[order] + s, alpha=0.3)
-        else:
-            xname = x or next((d for d in dims if da.sizes[d] > 1), dims[0] if dims else None)
-            if xname is None:
-                raise FastnaiError(f"plot_sweep: {var} has no swept dimension to plot against")
-            hues = [d for d in dims if d != xname]
-            if hue is not None:
-                hues = [hue] + [d for d in hues if d != hue]
-            if len(hues) > 1 and any(da.sizes[d] > 1 for d in hues[1:]):
-                raise FastnaiError(f"plot_sweep: {var} has the swept dimensions {dims}; select all "
-                                   "but two first, e.g. ds.isel({...: 0})")
-            line = da.transpose(*(hues[:1] + [xname]), *hues[1:])
-            xv = ds[xname].values
-            units = ds[hues[0]].attrs.get("units") if hues else None
-            for k in range(line.shape[0] if hues else 1):
-                y = np.asarray(line.values[k] if hues else line.values).reshape(len(xv), -1)[:, 0]
-                label = f"{hues[0]} = {_fmt(ds[hues[0]].values[k].item(), units)}" if hues else None
-                ax.plot(xv, y, "o-", label=label)
-                if std is not None:
-                    s = std.transpose(*line.dims).values
-                    s = np.asarray(s[k] if hues else s).reshape(len(xv), -1)[:, 0]
-                    ax.fill_between(xv, y - s, y + s, alpha=0.3)
-            if hues:
-                ax.legend(fontsize=8, frameon=False)
-        ax.set_xlabel(_label(ds, xname))
-        _scale(ax, "x", ds[xname].values)
+        _draw_values(ax, ds, da, std, dims, x, hue)
     elif len(rest) == 1:
-        sdim = rest[0]
-        coord = next((c for c in (sdim, sdim.removesuffix("_index")) if c in ds.coords
-                      and ds[c].dims[-1:] == (sdim,) and set(ds[c].dims) <= set(da.dims)), None)
-        combos = list(itertools.product(*[range(da.sizes[d]) for d in dims]))
-        if len(combos) > 24:
-            raise FastnaiError(f"plot_sweep: {len(combos)} series are too many for one figure; "
-                               "select some points first, e.g. ds.isel({...: slice(0, 5)})")
-        xs_all = []
-        for combo in combos:
-            where = dict(zip(dims, combo, strict=True))
-            y = da.isel(where).values
-            xv = (ds[coord].isel({d: k for d, k in where.items() if d in ds[coord].dims}).values
-                  if coord is not None else np.arange(y.size))
-            keep = np.isfinite(y) & np.isfinite(xv)
-            label = ", ".join(f"{d.split('.')[-1]} = "
-                              f"{_fmt(ds[d].values[k].item(), ds[d].attrs.get('units'))}"
-                              for d, k in where.items())
-            ax.plot(xv[keep], y[keep], label=label or None)
-            if std is not None:
-                s = std.isel(where).values[keep]
-                ax.fill_between(xv[keep], y[keep] - s, y[keep] + s, alpha=0.3)
-            xs_all.append(xv[keep])
-        if dims:
-            ax.legend(fontsize=7, frameon=False)
-        ax.set_xlabel(_label(ds, coord) if coord is not None else sdim)
-        if xs_all:
-            _scale(ax, "x", np.concatenate(xs_all))
+        _draw_series(ax, ds, da, std, dims, rest[0])
     else:
         raise FastnaiError(f"plot_sweep draws one value or one series per point; {var} has the "
                            f"dimensions {rest} besides the swept ones: select them first")
@@ -180,3 +121,71 @@ def plot_sweep(ds: xr.Dataset, var: str, path: str | os.PathLike | None = None, 
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
+
+
+def _draw_values(ax, ds: xr.Dataset, da: xr.DataArray, std, dims: list, x, hue) -> None:
+    """One value per point: against the swept key ``x``, one line per value of ``hue``."""
+    if POINT_DIM in dims:
+        keys = [k for k in str(ds.attrs.get("sweep_keys", "")).split(", ") if k in ds.coords]
+        xname = x or (keys[0] if keys else POINT_DIM)
+        xv = ds[xname].values
+        order = np.argsort(xv, kind="stable")
+        ax.plot(xv[order], da.values[order], "o-")
+        if std is not None:
+            s = std.values[order]
+            ax.fill_between(xv[order], da.values[order] - s, da.values[order] + s, alpha=0.3)
+    else:
+        xname = x or next((d for d in dims if da.sizes[d] > 1), dims[0] if dims else None)
+        if xname is None:
+            raise FastnaiError(f"plot_sweep: {da.name} has no swept dimension to plot against")
+        hues = [d for d in dims if d != xname]
+        if hue is not None:
+            hues = [hue] + [d for d in hues if d != hue]
+        if len(hues) > 1 and any(da.sizes[d] > 1 for d in hues[1:]):
+            raise FastnaiError(f"plot_sweep: {da.name} has the swept dimensions {dims}; select "
+                               "all but two first, e.g. ds.isel({...: 0})")
+        line = da.transpose(*(hues[:1] + [xname]), *hues[1:])
+        xv = ds[xname].values
+        units = ds[hues[0]].attrs.get("units") if hues else None
+        for k in range(line.shape[0] if hues else 1):
+            y = np.asarray(line.values[k] if hues else line.values).reshape(len(xv), -1)[:, 0]
+            label = f"{hues[0]} = {_fmt(ds[hues[0]].values[k].item(), units)}" if hues else None
+            ax.plot(xv, y, "o-", label=label)
+            if std is not None:
+                s = std.transpose(*line.dims).values
+                s = np.asarray(s[k] if hues else s).reshape(len(xv), -1)[:, 0]
+                ax.fill_between(xv, y - s, y + s, alpha=0.3)
+        if hues:
+            ax.legend(fontsize=8, frameon=False)
+    ax.set_xlabel(_label(ds, xname))
+    _scale(ax, "x", ds[xname].values)
+
+
+def _draw_series(ax, ds: xr.Dataset, da: xr.DataArray, std, dims: list, sdim: str) -> None:
+    """A series per point along ``sdim`` (against its coordinate), one line per point."""
+    coord = next((c for c in (sdim, sdim.removesuffix("_index")) if c in ds.coords
+                  and ds[c].dims[-1:] == (sdim,) and set(ds[c].dims) <= set(da.dims)), None)
+    combos = list(itertools.product(*[range(da.sizes[d]) for d in dims]))
+    if len(combos) > 24:
+        raise FastnaiError(f"plot_sweep: {len(combos)} series are too many for one figure; "
+                           "select some points first, e.g. ds.isel({...: slice(0, 5)})")
+    xs_all = []
+    for combo in combos:
+        where = dict(zip(dims, combo, strict=True))
+        y = da.isel(where).values
+        xv = (ds[coord].isel({d: k for d, k in where.items() if d in ds[coord].dims}).values
+              if coord is not None else np.arange(y.size))
+        keep = np.isfinite(y) & np.isfinite(xv)
+        label = ", ".join(f"{d.split('.')[-1]} = "
+                          f"{_fmt(ds[d].values[k].item(), ds[d].attrs.get('units'))}"
+                          for d, k in where.items())
+        ax.plot(xv[keep], y[keep], label=label or None)
+        if std is not None:
+            s = std.isel(where).values[keep]
+            ax.fill_between(xv[keep], y[keep] - s, y[keep] + s, alpha=0.3)
+        xs_all.append(xv[keep])
+    if dims:
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel(_label(ds, coord) if coord is not None else sdim)
+    if xs_all:
+        _scale(ax, "x", np.concatenate(xs_all))
