@@ -3,7 +3,9 @@
 Built from what ``fastnai validate`` leaves in its output folder (:mod:`fastnai.validation`):
 each model group's record (``MODEL.group.json``: its rows) and result files (``NAME.nc``). Per
 group, the seed papers it tests (the DOIs its rows cite), the rows with their basis and whole
-notes, and the standard figure of every result (:func:`fastnai.plot.plot_result`: band diagrams,
+notes, the model's versions of the papers' own figures (:mod:`fastnai.report_figures`:
+Randles-Sevcik, the rate table, Nyquist, graded vs solid-solution stress, voltage transients,
+Arrhenius), and the standard figure of every result (:func:`fastnai.plot.plot_result`: band diagrams,
 CV families with their profiles, GITT and discharge curves, stress profiles, deposition
 transients with the deposit's morphology, Nyquist and Bode plots of impedance spectra). A figure
 that cannot be drawn is named with the reason instead. The page reports, in its title, how many
@@ -36,6 +38,7 @@ figure { display: inline-block; vertical-align: top; margin: 0.5%; width: 48%; }
 figure img { width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.8em; color: #555; }
 .missing { color: #a00; font-size: 0.85em; }
+figure.paper { width: 98%; }
 """
 
 # Sets the page title to the count of images the browser decoded (naturalWidth > 0) and of those
@@ -68,6 +71,22 @@ def _figures(path: Path) -> list[tuple[str | None, str]]:
     except Exception as err:  # noqa: BLE001 - a report names what it could not draw
         return [(None, f"{type(err).__name__}: {err}")]
     return [("data:image/png;base64," + base64.b64encode(png).decode("ascii"), "") for png in out]
+
+
+def _paper_figures(output_dir: Path, model: str) -> list[str]:
+    """The model's versions of the papers' own figures (:mod:`fastnai.report_figures`)."""
+    from .report_figures import paper_figures
+
+    parts = []
+    for caption, png, why in paper_figures(output_dir, model):
+        if png is None:
+            parts.append(f"<p class='missing'>{html.escape(caption)}: no figure "
+                         f"({html.escape(why)})</p>")
+            continue
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        parts.append(f"<figure class='paper'><img alt='{html.escape(caption[:80])}' "
+                     f"src='{uri}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+    return parts
 
 
 def _number(value) -> str:
@@ -115,6 +134,7 @@ def write_report(output_dir: Path, models) -> Path:
         if dois:
             parts.append("<p>Seed papers: " + ", ".join(html.escape(d) for d in dois) + "</p>")
         parts.append(_rows_table(record["rows"]))
+        parts += _paper_figures(output_dir, model)
         for name in record.get("datasets", []):
             for uri, why in _figures(output_dir / f"{name}.nc"):
                 if uri is None:
