@@ -34,7 +34,7 @@ def closed_form_activation_energy(case, material: str) -> float:
 
 
 def test_temperature_rows_recover_the_closed_form_activation_energy():
-    rows = validation.deposition_temperature_rows({})
+    rows = [r for r in validation.deposition_temperature_rows({}) if r.unit == "kJ mol-1"]
     case = validation._case("deposition_micropolarization")
     for row, material in zip(rows, ("Na", "VN"), strict=True):
         expected = closed_form_activation_energy(case, material) * 1e-3

@@ -19,13 +19,38 @@ Rows (box method; vol = dual-cell volume, G = eps A / h, A = face area; BDF conv
     electrons vol (alpha0 e_i + hist_e) + dt (A F_out - A F_in)              = 0   (drift-diffusion)
               phi_i - V                                                      = 0   (quasi-equilibrium)
 
-The contact node has psi_0 = V - Phi_B and phi_0 = V (Dirichlet); Na+ is blocked there. The
-electrolyte node s (0 in co-located geometry, n-1 otherwise) carries the Butler-Volmer current
-j (anodic positive, A m-2) of neutral insertion:
+The contact node has psi_0 = V - Phi_B and phi_0 = V (Dirichlet); Na+ is blocked there (node
+0's Na+ row has no flux but its face to node 1). The electrolyte node s = sc[S_SURFACE], the
+reaction plane, carries the Butler-Volmer current j (anodic positive, A m-2) of neutral
+insertion:
 
     eta = ell_s V_t + mu_s + psi_s        (Na+ electrochemical potential, electrolyte at 0)
     U_loc = phi_s - eta,  theta_eq = U^-1(U_loc),  i0 = i0_ref 2 sqrt(theta_eq (1 - theta_eq))
     j = i0 [exp((1 - alpha) eta / V_t) - exp(-alpha eta / V_t)]
+
+Where the reaction plane lies (``setup.electrolyte_node``): the far node n - 1 in the
+separated and core-shell geometries. In the co-located and sphere geometries the electrolyte
+meets the electrode at the metal contact's surface; with the electrostatics on, s is the
+first node at least one hop a from the contact (node 1 on the default mesh, whose first cell
+is one hop), with them off node 0. Why not node 0: it is the metal/oxide junction plane, where
+the metal pins psi and E_Fn. The ohmic contact's accumulation layer (E_F - E_C = -Phi_B =
+1 eV for TiC on TiO2; psi falls by 1.3 V over the first hop) repels Na+ there: theta_0 = 5e-55
+at 3 V (1e-28 in the bulk, 7e-33 at node 1), 3e-21 at 1 V (0.31 in the bulk), and node 0
+trades Na+ with the particle only by hops to node 1. As the reaction node it was a 5e-55 reservoir whose
+Butler-Volmer exchange exceeds that hopping exchange 5e22-fold at 3 V (1e10 at 1.5 V): at open
+circuit, where j = 0 ties V to the reaction node, V's tie to the particle fell below round-off
+and every rest (so every GITT relaxation) stopped within 0.1 s. Physically, Na+ leaving the
+electrolyte lands on the oxide's first interstitial site, one hop below the surface, not in
+the metal's junction plane: for a particle coated by its contact (sphere; the electrolyte
+reaches the oxide where the coating is open) the 1-D model lumps the metal/oxide and
+oxide/electrolyte planes into one surface, and the first site beneath it is the reaction
+plane. Node 0 stays a blocked Na+ site that hops to node 1. Fixing the plane by depth rather
+than by index keeps it in place under mesh.refinement or a finer mesh.min_spacing (pulse
+voltages within 0.5 mV; node 1 of a 0.24 nm first cell is 9 mV off). A Stern layer in front of
+node 0 would not help: it shifts eta but leaves the reaction on the node whose theta_0 the
+contact's psi_0 fixes. With the electrostatics off there is no contact field, node 0 is an ordinary
+site, and the closed forms (Cottrell, the blocking-wall series, Randles-Sevcik, GITT) keep
+their surface at x = 0.
 
 The excess chemical potential mu = -U0 + Omega (1 - 2 theta) - mu_e(theta) + eps_site makes the
 neutral bulk reproduce U(theta) = U0 - V_t ln(theta/(1-theta)) - Omega (1 - 2 theta); mu_e(theta)
@@ -861,8 +886,8 @@ def _ell_step(ell, d):
     A large step towards the middle from a dilute node (theta << 1, rising) or a nearly full
     one (1 - theta << 1, falling) is taken as Newton's step in theta: the balance laws are
     linear in c there and dtheta/d ell = theta (1 - theta) vanishes, so that the step in ell
-    is the relative change of theta, exponentially too large (a contact node at theta ~ 1e-54
-    asked for 3e38), while theta + dtheta/d ell |d| is Newton's landing in c. It is taken
+    is the relative change of theta, exponentially too large (a node at theta ~ 1e-54 asked for
+    3e38), while theta + dtheta/d ell |d| is Newton's landing in c. It is taken
     exactly, theta' = theta (1 + (1 - theta) |d|) (1 - theta' likewise on the full side), when it
     stays inside (0, 1); other steps are limited logarithmically and capped.
     """

@@ -28,7 +28,11 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
           "contact and electrolyte at x = 0, blocking wall at L; sphere: particle of radius "
           "semiconductor.thickness, contact and electrolyte over its surface; core-shell: metal "
           "core of radius contact.radius, TiO2 shell of semiconductor.thickness, electrolyte "
-          "outside"),
+          "outside. co-located and sphere with model.electrostatics: Na+ reacts at the first node "
+          "one hop (semiconductor.hop_distance) inside the surface, the oxide's first site below "
+          "the metal/oxide junction plane, where the contact pins the potential and its "
+          "accumulation layer repels Na+ (theta ~ 1e-55 at 3 V; a reaction there leaves the "
+          "open-circuit voltage undetermined); without electrostatics at the surface node"),
     bb.KEYS["model.temperature"],
     K("model.electrons", schema.CHOICE, "quasi-equilibrium",
       choices=("quasi-equilibrium", "drift-diffusion"),

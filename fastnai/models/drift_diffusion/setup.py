@@ -101,6 +101,42 @@ def _particle_scalars(case, vt: float, c_max: float, surface: int, a_s: float,
     s[kdd.S_CONTACT] = 1.0
 
 
+#: Relative tolerance of "at least one hop from the contact" (the graded mesh's first cell is
+#: the hop distance up to the rounding of its rescaling).
+HOP_TOLERANCE = 1e-9
+
+
+def electrolyte_node(geometry: str, electrostatics: bool, depth: np.ndarray, hop: float) -> int:
+    """Index of the electrolyte (reaction-plane) node of a domain with node ``depth`` [m].
+
+    ``separated`` and ``core-shell``: the far node n - 1. ``co-located`` and ``sphere``, where
+    the electrolyte meets the electrode at the metal contact: with the electrostatics on, the
+    first node at least one hop ``hop`` [m] from the contact (node 1 on the default mesh, whose
+    first cell is one hop; the same plane under mesh.refinement), the last node if none is.
+    The contact node 0 pins psi and the electron level; its Na+ sits in the accumulation
+    layer (theta ~ 5e-55 at 3 V) and trades with the particle only by hops to node 1, 5e22
+    times slower than a Butler-Volmer exchange there would be, so a reaction on node 0 leaves
+    the open-circuit voltage undetermined (:mod:`fastnai._kernels.drift_diffusion`). With the
+    electrostatics off no contact field exists: node 0 is an ordinary site and the closed
+    forms' surface at x = 0.
+
+    Examples
+    --------
+    >>> depth = np.array([0.0, 0.5e-9, 1.0e-9, 2.0e-9])
+    >>> electrolyte_node("sphere", True, depth, 0.5e-9), electrolyte_node("sphere", False, depth, 0.5e-9)
+    (1, 0)
+    >>> electrolyte_node("separated", True, depth, 0.5e-9)
+    3
+    """
+    n = depth.shape[0]
+    if geometry in ("separated", "core-shell"):
+        return n - 1
+    if not electrostatics:
+        return 0
+    first = int(np.searchsorted(depth, hop * (1.0 - HOP_TOLERANCE)))
+    return min(max(first, 1), n - 1)
+
+
 def build(case) -> Setup:
     """Mesh, regions and kernel parameters of a validated case."""
     temperature = case["model.temperature"]
@@ -158,7 +194,8 @@ def build(case) -> Setup:
         arrays["site"][p] = np.where(in_layer, case["structure.layer_site_energy"], 0.0)
         face_layer = in_layer[:-1] & in_layer[1:]
         faces["d0"][p] = np.where(face_layer, d0_layer, d0)
-        surface = 0 if geometry in ("co-located", "sphere") else n - 1
+        surface = electrolyte_node(geometry, case["model.electrostatics"], depth,
+                                   case["semiconductor.hop_distance"])
         if kind == "planar":
             a_s = 1.0
         elif kind == "sphere":
