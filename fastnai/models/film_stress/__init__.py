@@ -27,6 +27,9 @@ curve U(theta, x_Bi) and Butler-Volmer kinetics at the surface, so constant-curr
 constant-voltage and GITT steps run on the film; the laminate is balanced (and its plastic state
 committed) at every accepted step. With plasticity on the flux carries the stress-coupled term
 D c (1 - theta) Omega / RT d sigma_h / dz (SPEC 3.3), solved together with the laminate.
+An ``eis`` step records the small-signal impedance about the state (SPEC 3.6,
+:mod:`.impedance`): the same equations linearised with the plastic strain frozen (the elastic
+tangent), per m2 of film, with an optional double layer; the state is left unchanged.
 
 Failure measures per state (SPEC 3.3): channel cracking G = Z sigma^2 h / E' (tension only,
 Z = 1.976), delamination G = int (1 - nu^2) sigma^2 / (2E) dz (the uniform-film formula
@@ -37,7 +40,8 @@ G = (1 - nu^2) h (sigma - sigma_c)(sigma + 3 sigma_c) / (2E) for compression abo
 Each is compared with ``failure.toughness``; the state of charge where each first trips is
 reported.
 
-Layout: ``keys`` (case keys and validation, no Numba), ``setup``, ``cell``, ``output``.
+Layout: ``keys`` (case keys and validation, no Numba), ``setup``, ``cell``, ``output``,
+``impedance``.
 Every name of the submodules is an attribute of this package, imported on first use
 (so loading a case imports no kernel)."""
 
@@ -49,4 +53,4 @@ from .keys import KEYS, STEP_KEYS, TABLE_ARRAYS, time_dependent, validate
 __all__ = ['KEYS', 'STEP_KEYS', 'TABLE_ARRAYS', 'time_dependent', 'validate']
 
 __getattr__, __dir__ = lazy_package(
-    __name__, ('keys', 'setup', 'cell', 'output', 'composition', 'cross_section'))
+    __name__, ('keys', 'setup', 'cell', 'output', 'composition', 'cross_section', 'impedance'))

@@ -30,7 +30,8 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
     K("model.stress_coupling", schema.BOOLEAN, True,
       doc="stress-coupled Na flux in diffusion runs, with plasticity on only (elastic stress "
           "gradients give absurd Omega d sigma_h ~ 80 RT, SPEC 3.3); solved together with the "
-          "laminate in each implicit step"),
+          "laminate in each implicit step; eis spectra linearise it with the plastic strain "
+          "frozen (the elastic tangent)"),
     K("model.kinematics", schema.CHOICE, "log", choices=("log", "engineering", "linear"),
       doc="eigenstrain (1/3) ln(1 + beta theta) (Hencky), (1 + beta theta)^(1/3) - 1, or the "
           "small-strain beta theta / 3 integrated over the reference thickness"),
@@ -111,6 +112,11 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
       doc="i0_ref of i0 = i0_ref 2 sqrt(theta (1 - theta))", source="assumed"),
     K("interface.transfer_coefficient", schema.NUMBER, 0.5, None, 0.0, 1.0, exclusive_minimum=True,
       doc="Butler-Volmer alpha"),
+    K("interface.double_layer_capacitance", Q, 0.0, "F m^-2", 0.0, 1e3,
+      doc="double layer across the film surface, in parallel with the reaction (typical "
+          "0.1-0.4 F m-2); enters eis spectra only, not the transient. The spectra linearise "
+          "the diffusion, the Butler-Volmer surface and (with the stress coupling) the laminate "
+          "with the plastic strain frozen: the elastic tangent"),
     K("initial.soc", schema.NUMBER, 0.001, None, 1e-9, 0.999999, doc="uniform theta at t = 0 "
       "(diffusion)"),
     K("plasticity.yield_stress", Q, 0.5e9, "Pa", 0.0, 1e12, exclusive_minimum=True,
@@ -170,6 +176,7 @@ STEP_KEYS: dict[str, dict[str, schema.Key]] = {
                            doc="upper vertex"),
         "cycles": steps.CV_CYCLES, "first": steps.CV_FIRST},
     "gitt": steps.GITT,
+    "eis": steps.EIS,
 }
 QUASI_STATIC_STEPS = ("sodiate", "desodiate")
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
@@ -178,11 +185,11 @@ TABLE_ARRAYS = {"protocol": STEP_KEYS}
 def validate(case) -> None:
     """Case errors that need more than one key."""
     comp.check_composition(case)
-    steps = case["protocol"]
-    if not steps:
+    protocol = case["protocol"]
+    if not protocol:
         raise CaseError("a film_stress case needs at least one [[protocol]] step "
                         "(sodiate / desodiate, or constant_current / rest / gitt / "
-                        "constant_voltage with model.sodiation = 'diffusion')")
+                        "constant_voltage / cv / eis with model.sodiation = 'diffusion')")
     uniform = case["model.sodiation"] == "uniform"
     if case["model.mechanics"] == "plane_strain":
         if case["film.width"] is None:
@@ -194,16 +201,21 @@ def validate(case) -> None:
             raise CaseError("generalised plane strain is the free plate: plane.support = 'free' "
                             "(or plane.out_of_plane = 'plane_strain' with a roller or clamped "
                             "bottom)")
-    for k, st in enumerate(steps):
+    for k, st in enumerate(protocol):
+        if st["step"] == "eis" and uniform:
+            raise CaseError(f"protocol.{k}: an eis step (small-signal impedance about a state in "
+                            "time) needs model.sodiation = 'diffusion'; the quasi-static sweep "
+                            "(model.sodiation = 'uniform') has no time and no kinetics")
         if (st["step"] in QUASI_STATIC_STEPS) != uniform:
             raise CaseError(f"protocol.{k}: step {st['step']!r} needs model.sodiation = "
                             f"{'uniform' if st['step'] in QUASI_STATIC_STEPS else 'diffusion'!r}")
         if st["step"] in ("constant_current", "gitt") and st["cutoff_voltage"] is None:
             raise CaseError(f"protocol.{k}: {st['step']} needs cutoff_voltage")
     if not uniform:
+        steps.check_eis_and_sine(protocol, CaseError)
         return
     soc = 0.0
-    for k, st in enumerate(steps):
+    for k, st in enumerate(protocol):
         target = st["soc"]
         if st["step"] == "sodiate" and target < soc:
             raise CaseError(f"protocol.{k}: sodiate to soc = {target:g} from {soc:g} goes down")
