@@ -70,6 +70,23 @@ SINE = {
     "points_per_period": K("points_per_period", schema.INTEGER, 64, None, 8, 100_000,
                            doc="the time step is at most one period over this"),
 }
+#: A spectrum's drift ratio (how fast its DC state moves against how fast a thermal-voltage
+#: signal at frequency_min moves it) above which the spectrum is warned as of a moving state.
+DRIFT_WARNING = 0.1
+
+
+def warn_if_drifting(ratio: float, t: float, what: str = "the state") -> None:
+    """Warn when a spectrum's state (``what``, e.g. "the film's theta") moves as fast as the
+    signal moves it: the spectrum then describes a moving state."""
+    import warnings
+
+    if ratio > DRIFT_WARNING:
+        warnings.warn(f"eis at t = {t:.6g} s: {what} drifts ({ratio:.3g} times the change a "
+                      "thermal-voltage signal at frequency_min makes): the spectrum describes a "
+                      "moving state; rest longer before the eis step", RuntimeWarning,
+                      stacklevel=3)
+
+
 #: Amplitude above which a sine is warned as outside the linear regime: a few thermal voltages.
 SINE_LINEAR_VOLTAGE = 0.025
 

@@ -222,7 +222,7 @@ class Cell:
         sp = impedance.spectrum(self.setup, self.y, freqs,
                                 double_layer_capacitance=case["interface.double_layer_capacitance"],
                                 series_resistance=self.series_resistance)
-        impedance.warn_if_drifting(sp["drift_ratio"], self.t)
+        impedance.warn_if_drifting(sp["drift_ratio"], self.t, "the Na+ state")
         self.recorder.record_spectrum(self.t, segment.step, freqs, sp)
 
     def advance(self, segment, t_end, after_step, engine, stats) -> bool:

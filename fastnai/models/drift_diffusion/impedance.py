@@ -27,16 +27,13 @@ a moving state and a warning says so.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from ..._kernels import drift_diffusion as kdd
 from ..._kernels import impedance as kimp
+from ...protocol_steps import DRIFT_WARNING, warn_if_drifting  # noqa: F401 (re-exported)
 from .setup import Setup
-
-#: spectrum_drift_ratio above which a spectrum is of a state that is not steady.
-DRIFT_WARNING = 0.1
 
 
 class Linearisation:
@@ -121,11 +118,3 @@ def drift_ratio(setup: Setup, lin: Linearisation, state: np.ndarray, omega_min: 
     signal = omega_min * moved * s.vt
     return float(np.max(rate) / signal) if signal > 0.0 else math.inf
 
-
-def warn_if_drifting(ratio: float, t: float) -> None:
-    """Warn when a spectrum's state moves as fast as the signal moves it."""
-    if ratio > DRIFT_WARNING:
-        warnings.warn(f"eis at t = {t:.6g} s: the state drifts (dc/dt is {ratio:.3g} times the "
-                      "change a thermal-voltage signal at frequency_min makes): the spectrum "
-                      "describes a moving state; rest longer before the eis step",
-                      RuntimeWarning, stacklevel=2)

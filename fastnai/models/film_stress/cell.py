@@ -239,7 +239,7 @@ class TransportRun:
         freqs = np.asarray(segment.frequencies, dtype=float)
         sp = impedance.spectrum(fc, self.y, self.voltage(), freqs,
                                 double_layer_capacitance=fc.case["interface.double_layer_capacitance"])
-        impedance.warn_if_drifting(sp["drift_ratio"], self.t)
+        impedance.warn_if_drifting(sp["drift_ratio"], self.t, "the film's Na")
         row = {"t": self.t, "step": segment.step, "voltage": sp["voltage"], "theta": sp["theta"],
                "current_density": sp["current_density"], "drift_ratio": sp["drift_ratio"],
                "real": sp["impedance"].real.copy(), "imag": sp["impedance"].imag.copy()}

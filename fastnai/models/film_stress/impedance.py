@@ -47,16 +47,13 @@ warning says so.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from scipy import constants
 
 from ..._kernels import film_diffusion as kfd
 from ..._kernels import film_impedance as kfi
-
-#: spectrum_drift_ratio above which a spectrum is of a state that is not steady.
-DRIFT_WARNING = 0.1
+from ...protocol_steps import DRIFT_WARNING, warn_if_drifting  # noqa: F401 (re-exported)
 
 
 class Linearisation:
@@ -144,14 +141,6 @@ def spectrum(cell, theta: np.ndarray, voltage: float, freqs: np.ndarray, *,
     return {"impedance": z, "voltage": float(voltage), "theta": float(np.mean(theta)),
             "current_density": lin.current, "drift_ratio": lin.drift_ratio(float(omegas[0]))}
 
-
-def warn_if_drifting(ratio: float, t: float) -> None:
-    """Warn when a spectrum's state moves as fast as the signal moves it."""
-    if ratio > DRIFT_WARNING:
-        warnings.warn(f"eis at t = {t:.6g} s: the film's state drifts (dtheta/dt is {ratio:.3g} "
-                      "times the change a thermal-voltage signal at frequency_min makes): the "
-                      "spectrum describes a moving state; rest longer before the eis step",
-                      RuntimeWarning, stacklevel=2)
 
 
 # ---------------------------------------------------------------------------------------------
