@@ -157,6 +157,10 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
                                "CV: current density along the sweep, anodic positive"),
         "cv_time": (("scan_rate", "sample"), "s", "CV: time since the start of the sweep"),
         **_spectrum_variables("electrolyte interface"),
+        "impedance_mass_real": (("spectrum", "frequency"), "ohm g",
+                                "Re Z times the host mass: the electrode of one gram of active "
+                                "material (divide by the loading in g for ohm)"),
+        "impedance_mass_imag": (("spectrum", "frequency"), "ohm g", "Im Z times the host mass"),
         "spectrum_theta": (("spectrum",), "1", "mean site fraction of the spectrum's DC state"),
         "hop_distance": ((), "m", "Na+ hop distance a"),
         "jump_diffusivity": ((), "m2 s-1", "Na+ jump diffusivity D0 at the model temperature"),

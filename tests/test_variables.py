@@ -134,6 +134,7 @@ EXPECTED_DIMENSION = {
     "degree": "radian",
     "Hz": "1 / second",
     "ohm m2": "ohm * meter ** 2",
+    "ohm g": "ohm * gram",
 }
 
 

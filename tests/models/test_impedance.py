@@ -135,6 +135,11 @@ def test_an_ensemble_is_its_particles_in_parallel_per_total_area():
         admittance = admittance + 4 * math.pi * r**2 / z
     np.testing.assert_allclose(spectrum(both)[1], np.sum(4 * math.pi * radii**2) / admittance,
                                rtol=1e-9)
+    # per gram: Z of the interface area that one gram of these spheres holds (rho = 3.89 g cm-3)
+    grams = 3.89e6 * np.sum(4 * math.pi * radii**3 / 3)
+    np.testing.assert_allclose(both.impedance_mass_real.values,
+                               both.impedance_real.values * grams / np.sum(4 * math.pi * radii**2),
+                               rtol=1e-3)
 
 
 SINE_CASES = {

@@ -58,14 +58,22 @@ def cv_curves(result: Result, samples_per_volt: float = 1000.0) -> dict | None:
             "cv_time": out_t}
 
 
-def spectrum_data(rec) -> dict | None:
-    """The recorded impedance spectra as Dataset variables (None without eis steps)."""
+def spectrum_data(rec, setup: Setup) -> dict | None:
+    """The recorded impedance spectra as Dataset variables (None without eis steps).
+
+    Besides Z per m2 of interface, Z times the host mass (ohm g): the impedance of an electrode
+    holding one gram of these particles (or of this slab), ``impedance_mass_*`` / m for an
+    electrode of m grams, the unit of a spectrum normalised by its loading.
+    """
     if not rec.spectra["t"]:
         return None
     z = np.array(rec.spectra["real"]) + 1j * np.array(rec.spectra["imag"])
+    grams_per_area = 1e3 * float(np.sum(setup.mass) / np.sum(setup.electrolyte_area))
     out = {"frequency": rec.spectrum_frequency, "impedance_real": z.real,
            "impedance_imag": z.imag, "impedance_modulus": np.abs(z),
-           "impedance_phase": np.degrees(np.angle(z))}
+           "impedance_phase": np.degrees(np.angle(z)),
+           "impedance_mass_real": z.real * grams_per_area,
+           "impedance_mass_imag": z.imag * grams_per_area}
     for name in ("t", "voltage", "theta", "current_density", "drift_ratio", "step"):
         out["spectrum_" + ("time" if name == "t" else name)] = np.array(rec.spectra[name])
     return out
@@ -135,7 +143,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         data["particle_current"] = np.array(rec.particle_current).T[:, order] * 4.0 * math.pi
         data["particle_radius"] = s.radii
         coords["particle"] = np.arange(s.n_particles, dtype=float)
-    spectra = spectrum_data(rec)
+    spectra = spectrum_data(rec, s)
     if spectra is not None:
         coords["frequency"] = spectra.pop("frequency")
         coords["spectrum"] = np.arange(len(rec.spectra["t"]), dtype=float)
