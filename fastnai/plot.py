@@ -12,8 +12,9 @@ from .errors import FastnaiError
 
 def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
     """Write the standard figure of a result: the band diagram for ``band_bending``; for
-    ``drift_diffusion`` the electrode's curves and profiles, or its Nyquist and Bode plots when
-    the run holds impedance spectra and no time passed (equilibria and eis steps only)."""
+    ``drift_diffusion`` the electrode's curves and profiles (``deposition``: transients and
+    morphology), or the Nyquist and Bode plots when the run holds impedance spectra and no time
+    passed (equilibria and eis steps only)."""
     model = ds.attrs.get("model")
     if model == "band_bending":
         return band_diagram(ds, path)
@@ -29,6 +30,10 @@ def plot_result(ds: xr.Dataset, path: str | Path) -> Path:
             return cross_section_figure(ds, path)
         return film_stress_figure(ds, path)
     if model == "deposition":
+        if "impedance_real" in ds and float(np.ptp(ds.t.values)) == 0.0:
+            from .plot_impedance import impedance_figure
+
+            return impedance_figure(ds, path)
         return deposition_figure(ds, path)
     raise FastnaiError(f"no plot is defined for model {model!r}")
 

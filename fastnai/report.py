@@ -65,7 +65,7 @@ def _figures(path: Path) -> list[tuple[str | None, str]]:
         with tempfile.TemporaryDirectory() as tmp:
             standard = plot_result(ds, Path(tmp) / "figure.png")
             out.append(standard.read_bytes())
-            if "impedance_real" in ds and ds.attrs.get("model") == "drift_diffusion" and float(
+            if "impedance_real" in ds and "t" in ds and float(
                     ds.t.values.max() - ds.t.values.min()) > 0.0:
                 out.append(impedance_figure(ds, Path(tmp) / "impedance.png").read_bytes())
     except Exception as err:  # noqa: BLE001 - a report names what it could not draw

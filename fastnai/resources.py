@@ -336,6 +336,10 @@ def _dep_box(case) -> tuple[int, int, int]:
     return int(case["mesh.nx"]), int(case["mesh.ny"]), int(case["mesh.nz"])
 
 
+#: Bytes of one complex LU factorisation of the deposition electrolyte per cell (2D).
+_DEP_EIS_PER_CELL = 4_400
+
+
 def _estimate_deposition(case) -> int:
     nx, ny, nz = _dep_box(case)
     cells = nx * ny * nz
@@ -352,8 +356,15 @@ def _estimate_deposition(case) -> int:
     # sites: at most one a column, (site_width / dx)^d cells each (int64) and a few per-site arrays
     w = max(2, math.ceil(case["substrate.site_width"] / case["mesh.dx"]))
     sites = layer * 64 + layer * 8 * (w if nz == 1 else w * w)
+    # eis steps: one SuperLU factorisation of the complex electrolyte system per worker thread
+    # (at most one a Numba thread)
+    # (measured 4.3 kB a cell at 256 x 128 in 2D; fill-in grows faster in 3D: 4x assumed)
+    eis = 0
+    if any(step.get("step") == "eis" for step in case["protocol"]):
+        per_cell = _DEP_EIS_PER_CELL * (4 if nz > 1 else 1)
+        eis = per_cell * (cells + sep) * max_threads()
     return _DEP_SAFETY * (_DEP_FIELDS * cells + solver * (cells + sep) + solver * cells + snapshots
-                          + columns + sites)
+                          + columns + sites + eis)
 
 
 def _estimate_band_bending(case) -> int:

@@ -16,12 +16,13 @@ from ._version import version as _fastnai_version
 # Charge is written "A s" (= C): cf_xarray's pint registry reads a bare "C" as degree Celsius.
 
 
-def _spectrum_variables(area: str) -> dict[str, tuple[tuple[str, ...], str, str]]:
+def _spectrum_variables(area: str, ohmic: str) -> dict[str, tuple[tuple[str, ...], str, str]]:
     """The impedance spectra of ``eis`` steps (every time-dependent model), per m2 of ``area``,
-    on (spectrum, frequency); the spectrum dimension is dropped when there is one."""
+    with the ``ohmic`` parts, on (spectrum, frequency); the spectrum dimension is dropped when
+    there is one."""
     per = f"per m2 of {area}"
     out = {name: (("spectrum", "frequency"), units, long_name) for name, units, long_name in (
-        ("impedance_real", "ohm m2", f"Re Z {per} (with the series resistance)"),
+        ("impedance_real", "ohm m2", f"Re Z {per} ({ohmic})"),
         ("impedance_imag", "ohm m2", f"Im Z {per} (negative for a capacitor; instrument exports "
                                      "often hold -Im Z)"),
         ("impedance_modulus", "ohm m2", f"|Z| {per}"),
@@ -128,7 +129,7 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "current_density": (("t",), "A m-2", "current per film area, anodic (Na extraction) positive"),
         "na_inventory": (("t",), "mol m-2", "Na in the film from the state, per film area"),
         "jump_diffusivity_mean": ((), "m2 s-1", "thickness-mean Na diffusivity of the unsodiated film"),
-        **_spectrum_variables("film"),
+        **_spectrum_variables("film", "no series resistance"),
         "spectrum_theta": (("spectrum",), "1", "film-mean sodiation of the spectrum's DC state"),
     },
     "drift_diffusion": {
@@ -156,7 +157,7 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "cv_current_density": (("scan_rate", "sample"), "A m-2",
                                "CV: current density along the sweep, anodic positive"),
         "cv_time": (("scan_rate", "sample"), "s", "CV: time since the start of the sweep"),
-        **_spectrum_variables("electrolyte interface"),
+        **_spectrum_variables("electrolyte interface", "with electrode.series_resistance"),
         "impedance_mass_real": (("spectrum", "frequency"), "ohm g",
                                 "Re Z times the host mass: the electrode of one gram of active "
                                 "material (divide by the loading in g for ohm)"),
@@ -209,7 +210,8 @@ VARIABLES: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
         "site_activation_time": (("site",), "s", "time the site activated (NaN: never)"),
         "contact_angle": ((), "degree", "contact angle of Na on the substrate"),
         "exchange_current_density": ((), "A m-2", "j0 at the run's temperature"),
-        **_spectrum_variables("substrate (projected area); symmetric cell"),
+        **_spectrum_variables("substrate (projected area); symmetric cell",
+                             "both electrodes, their electrolyte and the separator"),
         **{name: (("spectrum", "frequency"), units, long_name) for name, units, long_name in (
             ("electrode_impedance_real", "ohm m2",
              "Re Z of the working electrode alone (its interface and electrolyte box) per m2 of "

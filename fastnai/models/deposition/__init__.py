@@ -65,7 +65,12 @@ are those within 11.5 interface widths of live metal (where the profile's tail h
 1e-5), less those within two widths of dead metal; the dead Na is reported as
 ``dead_na_fraction``.
 
-Layout: ``keys`` (case keys and validation, no Numba), ``setup``, ``cell``, ``output``.
+Impedance: an ``eis`` protocol step records the small-signal spectrum of the symmetric cell and
+of the working electrode about the present state, the morphology frozen
+(:mod:`~fastnai.models.deposition.impedance`); it leaves the run unchanged.
+
+Layout: ``keys`` (case keys and validation, no Numba), ``setup``, ``cell``, ``output``,
+``impedance``.
 Every name of the submodules is an attribute of this package, imported on first use
 (so loading a case imports no kernel)."""
 
@@ -76,4 +81,4 @@ from .keys import KEYS, STEP_KEYS, TABLE_ARRAYS, time_dependent, validate
 
 __all__ = ['KEYS', 'STEP_KEYS', 'TABLE_ARRAYS', 'time_dependent', 'validate']
 
-__getattr__, __dir__ = lazy_package(__name__, ('keys', 'setup', 'cell', 'output'))
+__getattr__, __dir__ = lazy_package(__name__, ('keys', 'setup', 'cell', 'output', 'impedance'))

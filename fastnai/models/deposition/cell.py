@@ -478,6 +478,13 @@ class Result:
     site_time: np.ndarray
     stats: dict[str, int]
     wall_time_s: float
+    spectra: dict[str, np.ndarray] | None = None  # eis steps: SPECTRUM_FIELDS and "frequency"
+
+
+#: What each impedance spectrum records: its DC state, and Z of the symmetric cell and of the
+#: working electrode per frequency.
+SPECTRUM_FIELDS = ("t", "step", "voltage", "current_density", "drift_ratio", "real", "imag",
+                   "electrode_real", "electrode_imag")
 
 
 class _Recorder:
@@ -488,6 +495,27 @@ class _Recorder:
         self.snaps: dict[str, list] = {"phase": [], "c_Na": [], "potential": [], "active_sites": []}
         self.snapshot_times = snapshot_times
         self.next_snapshot = 0
+        # impedance spectra: one row per eis step (one frequency grid, checked by the case)
+        self.spectra: dict[str, list] = {name: [] for name in SPECTRUM_FIELDS}
+        self.spectrum_frequency = np.zeros(0)
+
+    def record_spectrum(self, step: int, freqs: np.ndarray, sp: dict) -> None:
+        row = {"t": self.cell.t, "step": step, "voltage": sp["voltage"],
+               "current_density": sp["current_density"], "drift_ratio": sp["drift_ratio"],
+               "real": sp["impedance"].real.copy(), "imag": sp["impedance"].imag.copy(),
+               "electrode_real": sp["electrode_impedance"].real.copy(),
+               "electrode_imag": sp["electrode_impedance"].imag.copy()}
+        for name in SPECTRUM_FIELDS:
+            self.spectra[name].append(row[name])
+        self.spectrum_frequency = np.asarray(freqs, dtype=float)
+
+    def spectrum_arrays(self) -> dict[str, np.ndarray] | None:
+        """The spectra as arrays (rows: spectra) with ``frequency``; None without eis steps."""
+        if not self.spectra["t"]:
+            return None
+        out = {name: np.array(v, dtype=float) for name, v in self.spectra.items()}
+        out["frequency"] = self.spectrum_frequency
+        return out
 
     def record(self, current: float, dt: float, its: int, step: int) -> None:
         c = self.cell
@@ -518,6 +546,9 @@ class _Recorder:
         for k, v in self.snaps.items():
             out[f"snap_{k}"] = np.asarray(v) if v else np.zeros((0,))
         out["next_snapshot"] = np.int64(self.next_snapshot)
+        out["spectrum_frequency"] = self.spectrum_frequency
+        for name in SPECTRUM_FIELDS:
+            out[f"spectrum_{name}"] = np.array(self.spectra[name], dtype=float)
         return out
 
     def restore(self, state: dict) -> None:
@@ -527,6 +558,10 @@ class _Recorder:
             arr = state[f"snap_{k}"]
             self.snaps[k] = [a for a in arr] if arr.ndim > 1 else []
         self.next_snapshot = int(state["next_snapshot"])
+        self.spectrum_frequency = np.array(state.get("spectrum_frequency", np.zeros(0)), dtype=float)
+        for name in SPECTRUM_FIELDS:
+            values = np.asarray(state.get(f"spectrum_{name}", np.zeros(0)))
+            self.spectra[name] = [np.array(v) if values.ndim > 1 else float(v) for v in values]
 
 
 #: Shortest step of the explicit stepper [s]: a step that must be cut below it to keep the
@@ -580,6 +615,21 @@ class Stepper:
 
     def restart_from_step_start(self) -> None:
         raise ValueError("deposition has no CV step")
+
+    def impedance(self, segment) -> None:
+        """The spectrum about the present state (left unchanged), recorded with its DC state
+        (:mod:`~fastnai.models.deposition.impedance`)."""
+        from . import impedance
+
+        freqs = np.asarray(segment.frequencies, dtype=float)
+        sp = impedance.spectrum(self.cell, freqs, current=self.current())
+        ser = self.rec.series
+        sp["drift_ratio"] = impedance.drift_ratio(
+            ser["t"][-2:], ser["voltage"][-2:], ser["current_density"][-2:], sp["impedance"][0],
+            float(freqs[0]), self.s.temperature)
+        impedance.warn_if_drifting(sp["drift_ratio"], self.cell.t,
+                                   "the cell voltage and current")
+        self.rec.record_spectrum(segment.step, freqs, sp)
 
     def begin(self, segment, *, t0: float, v_start: float, target: float, resuming: bool) -> None:
         self.mode = "current" if segment.control == "current" else "voltage"
@@ -681,4 +731,4 @@ def simulate(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Resu
     snaps = {k: np.asarray(v) for k, v in rec.snaps.items()}
     return Result(setup, series, np.asarray(rec.snap_t), snaps, cell.site_time.copy(),
                   {**stats.as_attrs(), **{f"solver_{k}": v for k, v in extra.items()}},
-                  time.perf_counter() - start)
+                  time.perf_counter() - start, rec.spectrum_arrays())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from scipy import constants
 
-from ... import schema
+from ... import protocol_steps, schema
 from ...errors import CaseError
 
 K = schema.Key
@@ -55,7 +55,9 @@ KEYS: dict[str, schema.Key] = {k.name: k for k in [
           "quarter-spacing jitter (a particle layer)"),
     K("electrode.temperature", Q, 298.15, "K", 1.0, 1000.0, doc="temperature"),
     K("electrode.double_layer_capacitance", Q, 0.1, "F m^-2", 0.0, 100.0,
-      doc="double-layer capacitance (carries the current before nucleation)",
+      doc="double-layer capacitance: lumped on the projected area in the transient (carries the "
+          "current before nucleation); per m2 of true interface (metal and uncovered substrate) "
+          "in eis spectra",
       source="assumed (10 uF cm-2)"),
     K("electrolyte.concentration", Q, 1000.0, "mol m^-3", 1e-6, 1e5, exclusive_minimum=True,
       doc="initial (and reference) salt concentration c_ref", source="assumed (1 M)"),
@@ -153,6 +155,7 @@ STEP_KEYS: dict[str, dict[str, schema.Key]] = {
               "cycles": K("cycles", schema.INTEGER, 1, None, 1, 10000, doc="plate/strip cycles"),
               "rest_duration": K("rest_duration", Q, 0.0, "s", 0.0, 1e9,
                                  doc="rest after each half cycle")},
+    "eis": protocol_steps.EIS,
 }
 TABLE_ARRAYS = {"protocol": STEP_KEYS}
 
@@ -167,7 +170,8 @@ def validate(case) -> None:
     steps = case["protocol"]
     if not steps:
         raise CaseError("a deposition case needs at least one [[protocol]] step (plate, strip, "
-                        "rest, constant_voltage or cycle)")
+                        "rest, constant_voltage, cycle or eis)")
+    protocol_steps.check_eis_and_sine(steps, CaseError)
     for k, st in enumerate(steps):
         if st["step"] in ("plate", "strip") and (st["capacity"] is None) == (st["duration"] is None):
             raise CaseError(f"protocol.{k}: {st['step']} needs exactly one of capacity and duration")
