@@ -1,11 +1,14 @@
 """The validation table's deposition rows against closed forms (SPEC 4).
 
-The other models' rows are exercised through ``fastnai validate`` in tests/test_cli.py; the
-deposition rows run 2D phase-field cases for minutes, so only their fast part (the Arrhenius
-series of micro-polarisation runs) is in the default suite and the whole set is marked slow.
+The band-bending and drift-diffusion rows are exercised through ``fastnai validate`` in
+tests/test_cli.py; the deposition rows run 2D phase-field cases for minutes and the film rows
+for a minute, so only their fast parts (the Arrhenius series of micro-polarisation runs; the film
+spectra in tests/models) are in the default suite and the whole sets are marked slow.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -43,6 +46,16 @@ def test_temperature_rows_recover_the_closed_form_activation_energy():
         assert row.fastnai == pytest.approx(expected, rel=5e-3), row
         # and the input itself, up to the sinh nonlinearity of +-0.02 mA cm-2 steps at 283 K
         assert row.fastnai == pytest.approx(row.paper, rel=0.03), row
+
+
+@pytest.mark.slow
+def test_film_stress_rows_run_and_compare_percentages_in_points():
+    """The film group (about a minute): rows with numbers, percentages never shown as ratios."""
+    rows = validation.film_stress_rows(full=False, datasets={})
+    assert sum(math.isfinite(r.fastnai) for r in rows) > 0.9 * len(rows)
+    table = validation.format_table(rows)
+    assert "-0.000" not in table and max(len(line) for line in table.splitlines()) <= 120
+    assert any(r.quantity.startswith("R_ct ratio") for r in rows)
 
 
 def test_an_unknown_model_is_a_case_error():
