@@ -50,9 +50,8 @@ from scipy.sparse.linalg import splu
 if __name__ == "__main__":  # `benchmarks` as a package when run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.drift_diffusion import PHYSICS, START_VOLTAGE, THICKNESS, check_nodes  # noqa: E402
+from benchmarks.drift_diffusion import PHYSICS, START_VOLTAGE, check_nodes, slab_case  # noqa: E402
 from fastnai._kernels import drift_diffusion as kdd  # noqa: E402
-from fastnai.case import load_case  # noqa: E402
 from fastnai.models import drift_diffusion as dd  # noqa: E402
 from fastnai.models.drift_diffusion import impedance  # noqa: E402
 
@@ -68,17 +67,8 @@ TARGET = 10.0  # issue target: SuperLU time / fastnai kernel time
 
 def spectrum_case(physics: str):
     """The slab of :mod:`benchmarks.drift_diffusion` on N_NODES nodes, with a double layer."""
-    electrons, statistics = PHYSICS[physics]
-    return load_case({
-        "model": {"kind": "drift_diffusion", "geometry": "separated", "electrons": electrons},
-        "semiconductor": {"material": "anatase-TiO2", "thickness": THICKNESS,
-                          "statistics": statistics},
-        "contact": {"material": "TiC"},
-        "interface": {"double_layer_capacitance": DOUBLE_LAYER},
-        "initial": {"voltage": START_VOLTAGE},
-        "mesh": {"n_nodes": N_NODES},
-        "protocol": [{"step": "rest", "duration": 1.0}],
-    })
+    return slab_case(N_NODES, physics).with_overrides(
+        {"interface.double_layer_capacitance": DOUBLE_LAYER})
 
 
 class SuperLUSpectrum:
