@@ -328,14 +328,23 @@ def check_output_path(path: str | os.PathLike, *, role: str = "output file",
     except (OSError, RuntimeError) as exc:  # a symbolic-link loop
         raise refuse(f"it cannot be resolved ({_reason(exc)})", "Fix the path.") from exc
 
+    _check_not_a_folder_or_device(target, given, refuse)
+    ancestor = _writable_ancestor(target, refuse)
+    _check_name_lengths(target, ancestor, refuse)
+    _check_not_an_input(target, inputs, refuse)
+    return target
+
+
+def _check_not_a_folder_or_device(target: Path, given: Path, refuse) -> None:
+    """``target`` is absent or an existing regular file (which is replaced)."""
     try:
         mode = os.stat(target).st_mode
     except FileNotFoundError:
         mode = None
-    except NotADirectoryError:  # a parent is a file: found below
+    except NotADirectoryError:  # a parent is a file: found by _writable_ancestor
         mode = None
     except OSError as exc:
-        if exc.errno != errno.ENAMETOOLONG:  # a name too long is found below
+        if exc.errno != errno.ENAMETOOLONG:  # a name too long is found by _check_name_lengths
             raise refuse(f"it cannot be examined ({_reason(exc)})",
                          "Choose a path you can write.") from exc
         mode = None
@@ -346,7 +355,9 @@ def check_output_path(path: str | os.PathLike, *, role: str = "output file",
         raise refuse("it exists and is not a regular file (a device, fifo or socket), which is "
                      "never replaced", "Choose a regular file name.")
 
-    # the nearest existing folder above the file, which must be a writable folder
+
+def _writable_ancestor(target: Path, refuse) -> Path:
+    """The nearest existing folder above ``target``, checked writable with a probe file."""
     ancestor = target.parent
     while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
         ancestor = ancestor.parent
@@ -361,7 +372,11 @@ def check_output_path(path: str | os.PathLike, *, role: str = "output file",
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)
+    return ancestor
 
+
+def _check_name_lengths(target: Path, ancestor: Path, refuse) -> None:
+    """The file name and the whole path fit the filesystem's limits."""
     name_bytes = len(os.fsencode(target.name))
     name_max = _name_max(ancestor)
     if name_bytes > name_max:
@@ -375,6 +390,9 @@ def check_output_path(path: str | os.PathLike, *, role: str = "output file",
         raise refuse(f"the full path is longer than the system allows ({path_max} bytes)",
                      "Choose a shorter path.")
 
+
+def _check_not_an_input(target: Path, inputs, refuse) -> None:
+    """``target`` is none of the run's input files, through symbolic or hard links included."""
     for item in inputs:
         source = Path(item)
         same = source.expanduser().resolve() == target
@@ -384,7 +402,6 @@ def check_output_path(path: str | os.PathLike, *, role: str = "output file",
         if same:
             raise refuse(f"it is the input file {str(source)!r}, which would be overwritten",
                          "Choose a different name.")
-    return target
 
 
 # ---------------------------------------------------------------------------------------------

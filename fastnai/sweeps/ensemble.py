@@ -147,22 +147,35 @@ def ensemble_stats(ds: xr.Dataset, dim: str, *, weights: Any = None,
         if grid is None:
             skipped.append(name)
             continue
-        values = var.transpose(*others, dim, rdim).values.astype(float)
-        values = values.reshape(-1, *values.shape[-2:])
-        means = np.full((values.shape[0], grid["size"]), np.nan)
-        stds = np.full_like(means, np.nan)
-        for g, (x_members, x_grid) in enumerate(grid["groups"]):
-            ys = np.full((x_grid.size, values.shape[1]), np.nan)
-            for m, x in x_members.items():
-                y = values[g, m, : x.size]
-                ys[:, m] = np.interp(x_grid, x, y)
-            means[g, : x_grid.size], stds[g, : x_grid.size] = _moments(ys, w)
+        means, stds = _interpolated_moments(var.transpose(*others, dim, rdim).values, grid, w)
         shape = tuple(ds.sizes[d] for d in others)
         means = means.reshape(*shape, grid["size"])
         stds = stds.reshape(*shape, grid["size"])
         _add_stats(out, name, var, (*others, grid["dim"]), means, stds, dim, label)
         if grid["coord_name"] not in out.coords:
             out.coords[grid["coord_name"]] = grid["coord"]
+    _annotate(out, ds, dim, w, weights, skipped)
+    return out
+
+
+def _interpolated_moments(values: np.ndarray, grid: dict, w) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over the members of a padded series, each member interpolated onto its
+    group's common grid; ``values`` (..., member, padded), ``grid`` of :func:`_common_grid`.
+    Returns (groups, grid size) arrays, NaN beyond each group's grid."""
+    values = values.astype(float)
+    values = values.reshape(-1, *values.shape[-2:])
+    means = np.full((values.shape[0], grid["size"]), np.nan)
+    stds = np.full_like(means, np.nan)
+    for g, (x_members, x_grid) in enumerate(grid["groups"]):
+        ys = np.full((x_grid.size, values.shape[1]), np.nan)
+        for m, x in x_members.items():
+            ys[:, m] = np.interp(x_grid, x, values[g, m, : x.size])
+        means[g, : x_grid.size], stds[g, : x_grid.size] = _moments(ys, w)
+    return means, stds
+
+
+def _annotate(out: xr.Dataset, ds: xr.Dataset, dim: str, w, weights, skipped: list) -> None:
+    """The members that ran, their weights and what was skipped, on ``out``."""
     ok = (ds["status"] == "ok") if "status" in ds else xr.ones_like(ds[dim], dtype=bool)
     out["ensemble_count"] = ok.sum(dim).astype("int64")
     out["ensemble_count"].attrs = {"units": "1", "long_name": f"ensemble members along {dim} "
@@ -174,7 +187,6 @@ def ensemble_stats(ds: xr.Dataset, dim: str, *, weights: Any = None,
     out.attrs["ensemble_weights"] = ("equal" if w is None else weights if isinstance(weights, str)
                                      else "given")
     out.attrs["ensemble_skipped"] = ", ".join(skipped)
-    return out
 
 
 def _add_stats(out, name, var, dims, mean, std, dim, label) -> None:

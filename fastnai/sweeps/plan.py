@@ -450,29 +450,10 @@ def plan_sweep(case: Case | str | os.PathLike | Mapping,
     base = load_case(raw, fixed)
     specs = _as_vary(vary)
     if seeds is not None:
-        if zip:
-            raise CaseError("seeds make an ensemble dimension of a grid sweep: drop zip, or vary "
-                            "the seed key in the zip yourself")
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1_000_000:
-            raise CaseError(f"seeds = {seeds!r}: expected a whole number of ensemble members >= 1")
-        seed_key = _seed_key(base)
-        if seed_key in specs:
-            raise CaseError(f"{seed_key} is varied and set by seeds: give one of them")
-        first = base[seed_key]
-        specs[seed_key] = list(range(first, first + seeds))
+        _add_seeds(specs, base, seeds, zip)
     if not specs:
         raise CaseError("nothing to vary: give at least one --vary KEY=SPEC (or --seeds N)")
-    axes = []
-    for name, spec in specs.items():
-        if name in fixed:
-            raise CaseError(f"{name} is both set (--set) and varied (--vary): give it once")
-        key = _lookup_key(base, name)
-        values = values_for(key, spec, name=name)
-        if not zip and len(set(values)) != len(values):
-            raise CaseError(f"vary {name}: the values repeat ({', '.join(map(str, values))}); "
-                            "a grid dimension needs distinct values")
-        doc = key.doc or name
-        axes.append(Axis(name, tuple(values), _coord_units(key), doc))
+    axes = [_axis(base, name, spec, fixed, zip) for name, spec in specs.items()]
     if zip and len({len(a.values) for a in axes}) > 1:
         raise CaseError("zip pairs the values of every key, so they need equal numbers of "
                         "values; got " + ", ".join(f"{a.key}: {len(a.values)}" for a in axes))
@@ -480,15 +461,45 @@ def plan_sweep(case: Case | str | os.PathLike | Mapping,
     if plan.n_points > MAX_POINTS:
         raise CaseError(f"the sweep has {plan.n_points:.3g} points, more than {MAX_POINTS:.0e}: "
                         "split it into several sweeps")
-    # every point's case is validated before any runs; the resolved base case holds bare SI
-    # numbers, so this needs no unit parsing (the same checks as load_case on the raw case)
+    _check_points(plan)
+    return plan
+
+
+def _add_seeds(specs: dict, base, seeds, zip) -> None:
+    """Vary the model's seed key over ``seeds`` consecutive values from the case's own."""
+    if zip:
+        raise CaseError("seeds make an ensemble dimension of a grid sweep: drop zip, or vary "
+                        "the seed key in the zip yourself")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1_000_000:
+        raise CaseError(f"seeds = {seeds!r}: expected a whole number of ensemble members >= 1")
+    seed_key = _seed_key(base)
+    if seed_key in specs:
+        raise CaseError(f"{seed_key} is varied and set by seeds: give one of them")
+    first = base[seed_key]
+    specs[seed_key] = list(range(first, first + seeds))
+
+
+def _axis(base, name: str, spec, fixed, zip) -> Axis:
+    """One swept key: its values (distinct in a grid), units and doc."""
+    if name in fixed:
+        raise CaseError(f"{name} is both set (--set) and varied (--vary): give it once")
+    key = _lookup_key(base, name)
+    values = values_for(key, spec, name=name)
+    if not zip and len(set(values)) != len(values):
+        raise CaseError(f"vary {name}: the values repeat ({', '.join(map(str, values))}); "
+                        "a grid dimension needs distinct values")
+    return Axis(name, tuple(values), _coord_units(key), key.doc or name)
+
+
+def _check_points(plan) -> None:
+    """Every point's case is validated before any runs; the resolved base case holds bare SI
+    numbers, so this needs no unit parsing (the same checks as load_case on the raw case)."""
     resolved = tomllib.loads(plan.case_toml)
     for index in range(plan.n_points):
         try:
             load_case(resolved, plan.point(index))
         except CaseError as exc:
             raise CaseError(f"sweep point {index} ({plan.describe(index)}): {exc}") from None
-    return plan
 
 
 # --------------------------------------------------------------------------------------------
