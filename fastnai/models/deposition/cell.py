@@ -16,6 +16,7 @@ from ...errors import ConvergenceError
 from ...lifecycle import Lifecycle
 from ...protocol import compile_protocol
 from ...runner import run_protocol
+from ...spectrum_log import SpectrumLog
 from .keys import KB, F
 from .setup import C_FLOOR, PSI_MIN, Setup, build, bv_overpotential
 
@@ -478,13 +479,13 @@ class Result:
     site_time: np.ndarray
     stats: dict[str, int]
     wall_time_s: float
-    spectra: dict[str, np.ndarray] | None = None  # eis steps: SPECTRUM_FIELDS and "frequency"
+    spectra: dict[str, np.ndarray] | None = None  # eis steps: SpectrumLog.arrays()
 
 
-#: What each impedance spectrum records: its DC state, and Z of the symmetric cell and of the
-#: working electrode per frequency.
-SPECTRUM_FIELDS = ("t", "step", "voltage", "current_density", "drift_ratio", "real", "imag",
-                   "electrode_real", "electrode_imag")
+#: Each impedance spectrum records its DC state (besides time and step), and Z of the symmetric
+#: cell ("") and of the working electrode ("electrode") per frequency.
+SPECTRUM_SCALARS = ("voltage", "current_density", "drift_ratio")
+SPECTRUM_PARTS = ("", "electrode")
 
 
 class _Recorder:
@@ -496,26 +497,7 @@ class _Recorder:
         self.snapshot_times = snapshot_times
         self.next_snapshot = 0
         # impedance spectra: one row per eis step (one frequency grid, checked by the case)
-        self.spectra: dict[str, list] = {name: [] for name in SPECTRUM_FIELDS}
-        self.spectrum_frequency = np.zeros(0)
-
-    def record_spectrum(self, step: int, freqs: np.ndarray, sp: dict) -> None:
-        row = {"t": self.cell.t, "step": step, "voltage": sp["voltage"],
-               "current_density": sp["current_density"], "drift_ratio": sp["drift_ratio"],
-               "real": sp["impedance"].real.copy(), "imag": sp["impedance"].imag.copy(),
-               "electrode_real": sp["electrode_impedance"].real.copy(),
-               "electrode_imag": sp["electrode_impedance"].imag.copy()}
-        for name in SPECTRUM_FIELDS:
-            self.spectra[name].append(row[name])
-        self.spectrum_frequency = np.asarray(freqs, dtype=float)
-
-    def spectrum_arrays(self) -> dict[str, np.ndarray] | None:
-        """The spectra as arrays (rows: spectra) with ``frequency``; None without eis steps."""
-        if not self.spectra["t"]:
-            return None
-        out = {name: np.array(v, dtype=float) for name, v in self.spectra.items()}
-        out["frequency"] = self.spectrum_frequency
-        return out
+        self.spectra = SpectrumLog(SPECTRUM_SCALARS, SPECTRUM_PARTS)
 
     def record(self, current: float, dt: float, its: int, step: int) -> None:
         c = self.cell
@@ -546,9 +528,7 @@ class _Recorder:
         for k, v in self.snaps.items():
             out[f"snap_{k}"] = np.asarray(v) if v else np.zeros((0,))
         out["next_snapshot"] = np.int64(self.next_snapshot)
-        out["spectrum_frequency"] = self.spectrum_frequency
-        for name in SPECTRUM_FIELDS:
-            out[f"spectrum_{name}"] = np.array(self.spectra[name], dtype=float)
+        out["spectra"] = self.spectra.state()
         return out
 
     def restore(self, state: dict) -> None:
@@ -558,10 +538,7 @@ class _Recorder:
             arr = state[f"snap_{k}"]
             self.snaps[k] = [a for a in arr] if arr.ndim > 1 else []
         self.next_snapshot = int(state["next_snapshot"])
-        self.spectrum_frequency = np.array(state.get("spectrum_frequency", np.zeros(0)), dtype=float)
-        for name in SPECTRUM_FIELDS:
-            values = np.asarray(state.get(f"spectrum_{name}", np.zeros(0)))
-            self.spectra[name] = [np.array(v) if values.ndim > 1 else float(v) for v in values]
+        self.spectra.restore(state.get("spectra"))
 
 
 #: Shortest step of the explicit stepper [s]: a step that must be cut below it to keep the
@@ -629,7 +606,8 @@ class Stepper:
             float(freqs[0]), self.s.temperature)
         impedance.warn_if_drifting(sp["drift_ratio"], self.cell.t,
                                    "the cell voltage and current")
-        self.rec.record_spectrum(segment.step, freqs, sp)
+        self.rec.spectra.record(self.cell.t, segment.step, freqs, sp,
+                                {"": sp["impedance"], "electrode": sp["electrode_impedance"]})
 
     def begin(self, segment, *, t0: float, v_start: float, target: float, resuming: bool) -> None:
         self.mode = "current" if segment.control == "current" else "voltage"
@@ -731,4 +709,4 @@ def simulate(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Resu
     snaps = {k: np.asarray(v) for k, v in rec.snaps.items()}
     return Result(setup, series, np.asarray(rec.snap_t), snaps, cell.site_time.copy(),
                   {**stats.as_attrs(), **{f"solver_{k}": v for k, v in extra.items()}},
-                  time.perf_counter() - start, rec.spectrum_arrays())
+                  time.perf_counter() - start, rec.spectra.arrays())

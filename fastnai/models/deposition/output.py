@@ -8,8 +8,9 @@ import numpy as np
 import xarray as xr
 
 from ...lifecycle import Lifecycle
+from ...spectrum_log import SpectrumLog, add_spectra, drop_single_spectrum
 from ...variables import make_dataset, model_attrs
-from .cell import Result, simulate
+from .cell import SPECTRUM_PARTS, SPECTRUM_SCALARS, Result, simulate
 
 _SERIES_OUT = ("current_density", "overpotential", "voltage", "counter_overpotential",
                "separator_drop", "na_inventory", "deposited_charge", "nuclei_count",
@@ -35,11 +36,10 @@ def to_dataset(case, result: Result) -> xr.Dataset:
     data["exchange_current_density"] = s.j0
     coords = {"t": ser["t"], "t_snapshot": result.snapshot_t, "x": x, "y": y,
               "site": np.arange(s.site_position.size)}
-    spectra = spectrum_data(result.spectra)
+    spectra = result.spectra
     if spectra is not None:
-        coords["frequency"] = spectra.pop("frequency")
-        coords["spectrum"] = np.arange(spectra["spectrum_time"].size, dtype=float)
-        data.update(spectra)
+        add_spectra(data, coords,
+                    SpectrumLog(SPECTRUM_SCALARS, SPECTRUM_PARTS).variables(spectra))
     if s.nz > 1:
         coords["depth"] = (np.arange(s.nz) + 0.5) * s.dx
         data["site_position_depth"] = s.site_position_depth
@@ -58,27 +58,10 @@ def to_dataset(case, result: Result) -> xr.Dataset:
             "counter electrode of the same kinetics); electrode_impedance_*: working electrode "
             "against the Na reference at the top of the box")
     ds = make_dataset("deposition", data, coords, attrs)
-    if spectra is not None and ds.sizes["spectrum"] == 1:
-        ds = ds.squeeze("spectrum", drop=True)
+    ds = drop_single_spectrum(ds)
     ds["x"].attrs["long_name"] = "position along the substrate (periodic)"
     ds["site_activation_time"].attrs["nan_means"] = "the site never activated"
     return ds
-
-
-def spectrum_data(spectra: dict | None) -> dict | None:
-    """The recorded impedance spectra as Dataset variables (None without eis steps): the
-    symmetric cell's ``impedance_*``, the working electrode's ``electrode_impedance_*`` and each
-    spectrum's DC state."""
-    if spectra is None:
-        return None
-    z = spectra["real"] + 1j * spectra["imag"]
-    out = {"frequency": spectra["frequency"], "impedance_real": z.real, "impedance_imag": z.imag,
-           "impedance_modulus": np.abs(z), "impedance_phase": np.degrees(np.angle(z)),
-           "electrode_impedance_real": spectra["electrode_real"],
-           "electrode_impedance_imag": spectra["electrode_imag"]}
-    for name in ("t", "voltage", "current_density", "drift_ratio", "step"):
-        out["spectrum_" + ("time" if name == "t" else name)] = spectra[name]
-    return out
 
 
 def run(case, *, lifecycle: Lifecycle | None = None, progress=None) -> xr.Dataset:

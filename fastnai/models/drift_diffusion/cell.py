@@ -16,6 +16,7 @@ from ...lifecycle import Lifecycle
 from ...mesh import graded_mesh
 from ...protocol import compile_protocol
 from ...runner import SolverStats, run_protocol
+from ...spectrum_log import SpectrumLog
 from .. import band_bending as bb
 from .keys import base_nodes, min_spacing
 from .setup import Setup, _region_params, build
@@ -223,7 +224,7 @@ class Cell:
                                 double_layer_capacitance=case["interface.double_layer_capacitance"],
                                 series_resistance=self.series_resistance)
         impedance.warn_if_drifting(sp["drift_ratio"], self.t, "the Na+ state")
-        self.recorder.record_spectrum(self.t, segment.step, freqs, sp)
+        self.recorder.spectra.record(self.t, segment.step, freqs, sp, {"": sp["impedance"]})
 
     def advance(self, segment, t_end, after_step, engine, stats) -> bool:
         duration = t_end - self.segment_t0
@@ -345,9 +346,8 @@ class Cell:
 # ---------------------------------------------------------------------------------------------
 # recording
 
-#: What each impedance spectrum records (the DC state, and Z per frequency).
-SPECTRUM_FIELDS = ("t", "step", "voltage", "theta", "current_density", "drift_ratio", "real",
-                   "imag")
+#: The DC state each impedance spectrum records besides its time and step.
+SPECTRUM_SCALARS = ("voltage", "theta", "current_density", "drift_ratio")
 
 
 @dataclass
@@ -370,16 +370,7 @@ class Recorder:
     step_index: int = 0
     segment_index: int = 0
     # impedance spectra: one row per eis step (frequencies shared, checked by the case)
-    spectrum_frequency: np.ndarray | None = None
-    spectra: dict = field(default_factory=lambda: {name: [] for name in SPECTRUM_FIELDS})
-
-    def record_spectrum(self, t: float, step: int, freqs: np.ndarray, sp: dict) -> None:
-        self.spectrum_frequency = np.asarray(freqs, dtype=float)
-        row = {"t": t, "step": step, "voltage": sp["voltage"], "theta": sp["theta"],
-               "current_density": sp["current_density"], "drift_ratio": sp["drift_ratio"],
-               "real": sp["impedance"].real.copy(), "imag": sp["impedance"].imag.copy()}
-        for name in SPECTRUM_FIELDS:
-            self.spectra[name].append(row[name])
+    spectra: SpectrumLog = field(default_factory=lambda: SpectrumLog(SPECTRUM_SCALARS))
 
     def record(self, cell: Cell, t: float, y: np.ndarray) -> None:
         flows = cell.flows(y)
@@ -416,10 +407,7 @@ class Recorder:
         out["particle_current"] = (np.array(self.particle_current) if self.particle_current
                                    else np.zeros((0, 0)))
         out["profiles"] = np.array(self.profiles) if self.profiles else np.zeros((0, 0))
-        out["spectrum_frequency"] = (np.zeros(0) if self.spectrum_frequency is None
-                                     else self.spectrum_frequency)
-        for name in SPECTRUM_FIELDS:
-            out["spectrum_" + name] = np.array(self.spectra[name], dtype=float)
+        out["spectra"] = self.spectra.state()
         return out
 
     def restore_state(self, state: dict) -> None:
@@ -433,11 +421,7 @@ class Recorder:
         self.profile_count = int(state["profile_count"])
         self.step_index = int(state["step_index"])
         self.segment_index = int(state["segment_index"])
-        freqs = np.asarray(state.get("spectrum_frequency", np.zeros(0)))
-        self.spectrum_frequency = np.array(freqs) if freqs.size else None
-        self.spectra = {name: [v if np.ndim(v) else float(v) for v in
-                               np.asarray(state.get("spectrum_" + name, np.zeros(0)))]
-                        for name in SPECTRUM_FIELDS}
+        self.spectra.restore(state.get("spectra"))
 
 
 # ---------------------------------------------------------------------------------------------

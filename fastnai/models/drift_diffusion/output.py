@@ -12,6 +12,7 @@ from ..._kernels import drift_diffusion as kdd
 from ..._kernels import poisson
 from ...errors import CaseError
 from ...lifecycle import Lifecycle
+from ...spectrum_log import add_spectra, drop_single_spectrum
 from ...variables import make_dataset, model_attrs
 from .cell import Result, simulate
 from .setup import Setup, build
@@ -65,17 +66,12 @@ def spectrum_data(rec, setup: Setup) -> dict | None:
     holding one gram of these particles (or of this slab), ``impedance_mass_*`` / m for an
     electrode of m grams, the unit of a spectrum normalised by its loading.
     """
-    if not rec.spectra["t"]:
+    if not len(rec.spectra):
         return None
-    z = np.array(rec.spectra["real"]) + 1j * np.array(rec.spectra["imag"])
+    out = rec.spectra.variables()
     grams_per_area = 1e3 * float(np.sum(setup.mass) / np.sum(setup.electrolyte_area))
-    out = {"frequency": rec.spectrum_frequency, "impedance_real": z.real,
-           "impedance_imag": z.imag, "impedance_modulus": np.abs(z),
-           "impedance_phase": np.degrees(np.angle(z)),
-           "impedance_mass_real": z.real * grams_per_area,
-           "impedance_mass_imag": z.imag * grams_per_area}
-    for name in ("t", "voltage", "theta", "current_density", "drift_ratio", "step"):
-        out["spectrum_" + ("time" if name == "t" else name)] = np.array(rec.spectra[name])
+    out["impedance_mass_real"] = out["impedance_real"] * grams_per_area
+    out["impedance_mass_imag"] = out["impedance_imag"] * grams_per_area
     return out
 
 
@@ -145,9 +141,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
         coords["particle"] = np.arange(s.n_particles, dtype=float)
     spectra = spectrum_data(rec, s)
     if spectra is not None:
-        coords["frequency"] = spectra.pop("frequency")
-        coords["spectrum"] = np.arange(len(rec.spectra["t"]), dtype=float)
-        data.update(spectra)
+        add_spectra(data, coords, spectra)
     cv = cv_curves(result)
     if cv is not None:
         coords["scan_rate"] = cv.pop("scan_rate")
@@ -158,8 +152,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
              "current_convention": "anodic (Na extraction) positive"}
     ds = make_dataset("drift_diffusion", data, coords,
                       model_attrs("drift_diffusion", stats))
-    if spectra is not None and ds.sizes["spectrum"] == 1:
-        ds = ds.squeeze("spectrum", drop=True)
+    ds = drop_single_spectrum(ds)
     if spheres:
         ds["na_inventory"].attrs["units"] = "mol"
         ds["na_inventory"].attrs["long_name"] = "Na in the particles (all of them), from the state"

@@ -15,11 +15,11 @@ from ...errors import ConvergenceError
 from ...lifecycle import Lifecycle
 from ...protocol import compile_protocol
 from ...runner import run_protocol
+from ...spectrum_log import SpectrumLog
 from .setup import _FORMS, _MODES, Stack, Transport, _Control, build, build_transport, coupled, soc_path
 
-#: What each impedance spectrum records (the DC state, and Z per frequency).
-SPECTRUM_FIELDS = ("t", "step", "voltage", "theta", "current_density", "drift_ratio", "real",
-                   "imag")
+#: The DC state each impedance spectrum records besides its time and step.
+SPECTRUM_SCALARS = ("voltage", "theta", "current_density", "drift_ratio")
 
 # ---------------------------------------------------------------------------------------------
 # the solve
@@ -40,7 +40,7 @@ class Result:
     wall_time_s: float
     series: dict | None = None  # transient: t, voltage, current, inventory
     stats: dict | None = None
-    spectra: dict | None = None  # eis steps: SPECTRUM_FIELDS rows and "frequency"
+    spectra: dict | None = None  # eis steps: SpectrumLog.arrays()
 
 
 def simulate(case) -> Result:
@@ -97,8 +97,7 @@ class FilmCell:
             "t", "voltage", "current", "inventory", "step", "theta", "stress", "plastic", "result")}
         self.step_index = -1
         # impedance spectra: one row per eis step (one frequency grid, checked by the case)
-        self.spectra: dict[str, list] = {k: [] for k in SPECTRUM_FIELDS}
-        self.spectrum_frequency = np.zeros(0)
+        self.spectra = SpectrumLog(SPECTRUM_SCALARS)
         kin = case["model.kinematics"]
         self._mech = (_FORMS[kin], kin != "linear", _MODES[case["substrate.constraint"]])
 
@@ -240,12 +239,7 @@ class TransportRun:
         sp = impedance.spectrum(fc, self.y, self.voltage(), freqs,
                                 double_layer_capacitance=fc.case["interface.double_layer_capacitance"])
         impedance.warn_if_drifting(sp["drift_ratio"], self.t, "the film's Na")
-        row = {"t": self.t, "step": segment.step, "voltage": sp["voltage"], "theta": sp["theta"],
-               "current_density": sp["current_density"], "drift_ratio": sp["drift_ratio"],
-               "real": sp["impedance"].real.copy(), "imag": sp["impedance"].imag.copy()}
-        for name in SPECTRUM_FIELDS:
-            fc.spectra[name].append(row[name])
-        fc.spectrum_frequency = freqs
+        fc.spectra.record(self.t, segment.step, freqs, sp, {"": sp["impedance"]})
 
     def advance(self, segment, t_end, after_step, engine, stats) -> bool:
         duration = t_end - self.segment_t0
@@ -260,11 +254,9 @@ class TransportRun:
     def state(self) -> dict:
         fc = self.fc
         rec = {k: np.array(v) for k, v in fc.records.items()}
-        spectra = {k: np.array(v, dtype=float) for k, v in fc.spectra.items()}
-        spectra["frequency"] = fc.spectrum_frequency
         return {"y": self.y, "t": self.t, "y_step_start": self.y_step_start,
                 "sigma_h": fc.sigma_h, "strain_state": fc.strain_state, "history": fc.history,
-                "theta_layers": fc.theta_layers, "records": rec, "spectra": spectra}
+                "theta_layers": fc.theta_layers, "records": rec, "spectra": fc.spectra.state()}
 
     def restore(self, state) -> None:
         fc = self.fc
@@ -277,12 +269,7 @@ class TransportRun:
             scalar = values.ndim == 1
             fc.records[k] = [(v.item() if scalar else np.array(v)) for v in values]
         fc.records["step"] = [int(v) for v in fc.records["step"]]
-        saved = state.get("spectra", {})
-        for k in SPECTRUM_FIELDS:
-            values = np.asarray(saved.get(k, np.zeros(0)))
-            fc.spectra[k] = [np.array(v) if values.ndim > 1 else float(v) for v in values]
-        fc.spectra["step"] = [int(v) for v in fc.spectra["step"]]
-        fc.spectrum_frequency = np.array(saved.get("frequency", np.zeros(0)), dtype=float)
+        fc.spectra.restore(state.get("spectra"))
 
 
 def simulate_transport(case, *, lifecycle: Lifecycle | None = None, progress=None) -> Result:
@@ -301,11 +288,7 @@ def simulate_transport(case, *, lifecycle: Lifecycle | None = None, progress=Non
     series = {"t": np.array(r["t"]), "voltage": np.array(r["voltage"]),
               "current": np.array(r["current"]), "inventory": np.array(r["inventory"]),
               "one_c": transport.one_c, "mean_diffusivity": float(np.mean(transport.d_cell))}
-    fc = transport_run.fc
-    spectra = None
-    if fc.spectra["t"]:
-        spectra = {k: np.array(v, dtype=float) for k, v in fc.spectra.items()}
-        spectra["frequency"] = fc.spectrum_frequency
+    spectra = transport_run.fc.spectra.arrays()
     return Result(stack, np.mean(theta, axis=1), np.array(r["step"]), theta, np.array(r["stress"]),
                   np.array(r["plastic"]), np.array(r["result"]), z_points,
                   time.perf_counter() - start, series, stats.as_attrs(), spectra)

@@ -10,8 +10,9 @@ import xarray as xr
 from ... import fem
 from ..._kernels import laminate as klam
 from ...lifecycle import Lifecycle
+from ...spectrum_log import SpectrumLog, add_spectra, drop_single_spectrum
 from ...variables import make_dataset, model_attrs
-from .cell import Result, simulate, simulate_transport
+from .cell import SPECTRUM_SCALARS, Result, simulate, simulate_transport
 from .setup import Stack, _site_density, soc_path
 
 # ---------------------------------------------------------------------------------------------
@@ -121,11 +122,8 @@ def to_dataset(case, result: Result) -> xr.Dataset:
                      "na_inventory": s["inventory"], "jump_diffusivity_mean": s["mean_diffusivity"]})
         extra = dict(result.stats)
         extra["one_c_current_density"] = s["one_c"]
-        spectra = spectrum_data(result.spectra)
-        if spectra is not None:
-            coords["frequency"] = spectra.pop("frequency")
-            coords["spectrum"] = np.arange(result.spectra["t"].size, dtype=float)
-            data.update(spectra)
+        if result.spectra is not None:
+            add_spectra(data, coords, SpectrumLog(SPECTRUM_SCALARS).variables(result.spectra))
     stats = {**extra, "newton_iterations": int(res[:, klam.R_ITERATIONS].sum()),
              "max_scaled_residual": float(res[:, klam.R_RESIDUAL].max()),
              "film_layers": case["mesh.film_layers"], "mechanics": case["model.mechanics"],
@@ -135,21 +133,7 @@ def to_dataset(case, result: Result) -> xr.Dataset:
                       model_attrs("film_stress", stats))
     for name in ("channel_crack_soc", "delamination_soc", "buckling_soc"):
         ds[name].attrs["nan_means"] = "never reached failure.toughness in this protocol"
-    if "spectrum" in ds.dims and ds.sizes["spectrum"] == 1:
-        ds = ds.squeeze("spectrum", drop=True)
-    return ds
-
-
-def spectrum_data(spectra: dict | None) -> dict | None:
-    """The recorded impedance spectra as Dataset variables (None without eis steps)."""
-    if spectra is None:
-        return None
-    z = spectra["real"] + 1j * spectra["imag"]
-    out = {"frequency": spectra["frequency"], "impedance_real": z.real, "impedance_imag": z.imag,
-           "impedance_modulus": np.abs(z), "impedance_phase": np.degrees(np.angle(z))}
-    for name in ("t", "voltage", "theta", "current_density", "drift_ratio", "step"):
-        out["spectrum_" + ("time" if name == "t" else name)] = spectra[name]
-    return out
+    return drop_single_spectrum(ds)
 
 
 def cross_section_dataset(case, xs, res) -> xr.Dataset:
