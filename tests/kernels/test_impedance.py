@@ -29,6 +29,13 @@ def random_blocks(rng, n, scales=(1.0, 1e-12, 1e8)):
     return lower, diag, upper, mass
 
 
+def random_particles(rng, n_p, n):
+    """Blocks (:func:`random_blocks`), border column and row of ``n_p`` particles."""
+    blocks = [random_blocks(rng, n) for _ in range(n_p)]
+    lower, diag, upper, mass = (np.array([b[k] for b in blocks]) for k in range(4))
+    return lower, diag, upper, mass, rng.standard_normal((n_p, n, 3)), rng.standard_normal((n_p, n, 3))
+
+
 def sparse(lower, diag, upper, mass, omega):
     n = diag.shape[0]
     rows, cols, vals = [], [], []
@@ -68,10 +75,7 @@ def test_shifted_solve_matches_a_sparse_direct_solve(omega):
 def test_admittance_is_the_border_row_times_the_response_plus_the_double_layer():
     rng = np.random.default_rng(3)
     n_p, n = 3, 25
-    blocks = [random_blocks(rng, n) for _ in range(n_p)]
-    lower, diag, upper, mass = (np.array([b[k] for b in blocks]) for k in range(4))
-    bcol = rng.standard_normal((n_p, n, 3))
-    brow = rng.standard_normal((n_p, n, 3))
+    lower, diag, upper, mass, bcol, brow = random_particles(rng, n_p, n)
     s_nodes = np.array([0, n - 1, 5])
     cdl = np.array([0.0, 0.3, 2.0])
     omegas = np.array([0.1, 10.0])
@@ -134,10 +138,7 @@ def default_kernel_state(request):
 def test_admittance_does_not_depend_on_the_thread_count():
     rng = np.random.default_rng(11)
     n_p, n = 4, 300
-    blocks = [random_blocks(rng, n) for _ in range(n_p)]
-    lower, diag, upper, mass = (np.array([b[k] for b in blocks]) for k in range(4))
-    bcol = rng.standard_normal((n_p, n, 3))
-    brow = rng.standard_normal((n_p, n, 3))
+    lower, diag, upper, mass, bcol, brow = random_particles(rng, n_p, n)
     args = (lower, diag, upper, mass, bcol, brow, np.zeros(n_p, dtype=np.int64), np.ones(n_p),
             np.logspace(-2, 5, 29))
     results = []

@@ -33,6 +33,7 @@ import numpy as np
 from ..._kernels import drift_diffusion as kdd
 from ..._kernels import impedance as kimp
 from ...protocol_steps import DRIFT_WARNING, warn_if_drifting  # noqa: F401 (re-exported)
+from .cell import unknowns
 from .setup import Setup
 
 
@@ -51,8 +52,8 @@ class Linearisation:
         self.bcol = np.zeros((n_p, n, 3))
         self.brow = np.zeros((n_p, n, 3))
         hist = np.zeros((n, 3))
+        unknowns(s, state, voltage, self.z)  # the model's own conversion (parallel over particles)
         for p in range(n_p):
-            kdd.unknowns_from_state(state[p], voltage, s.region[p], s.params, s.sc[p], self.z[p])
             kdd.assemble(self.z[p], voltage, True, 0.0, hist, 1.0, s.vol[p], s.area[p], s.h[p],
                          s.g_face[p], s.d0_face[p], s.site_energy[p], s.region[p], s.params,
                          s.tables, s.sc[p], self.lower[p], self.diag[p], self.upper[p],
